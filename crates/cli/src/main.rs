@@ -1,0 +1,55 @@
+//! `ddpm`: train, sample and inspect DDPM image generators. Thin glue over the library crates.
+
+mod diffuse;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Denoising diffusion (DDPM) image generators on Burn.
+#[derive(Debug, Parser)]
+#[command(name = "ddpm", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Picture the forward process: one image, noised further and further, as a PNG strip.
+    Diffuse(diffuse::DiffuseArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Diffuse(args) => diffuse::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {}", one_line(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes on one line, no backtrace. Some libraries repeat their cause in their
+/// own message; a cause already spelled out is not printed again.
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        if !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+    }
+    line
+}

@@ -1,0 +1,40 @@
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// What can go wrong reading or writing images. Every variant names the file.
+#[derive(Debug, Error)]
+pub enum DatasetError {
+    /// The file could not be opened or read.
+    #[error("cannot read {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file was read but is not an image the `image` crate can decode.
+    #[error("cannot decode {} as an image", path.display())]
+    Decode {
+        /// The file.
+        path: PathBuf,
+        /// The decoder's error.
+        source: image::ImageError,
+    },
+    /// An output picture could not be written.
+    #[error("cannot write {}: {reason}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A tensor cannot be shown as a picture.
+    #[error("cannot turn a tensor of shape {dims:?} into pictures: {reason}")]
+    BadTensor {
+        /// The tensor's shape.
+        dims: Vec<usize>,
+        /// Why.
+        reason: &'static str,
+    },
+}

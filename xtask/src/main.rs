@@ -1,0 +1,57 @@
+//! `cargo xtask <command>`: project chores that are not part of the library.
+
+mod python;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// Project chores for the ddpm workspace.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Regenerate the committed PyTorch/diffusers test fixtures. Makes a local venv (.venv) with
+    /// torch and diffusers from PyPI the first time.
+    Fixtures,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Fixtures => fixtures(),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (xtask lives one level below it).
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is inside the workspace")
+        .to_path_buf()
+}
+
+/// Scripts in `xtask/scripts/` that write the committed test fixtures.
+const FIXTURE_SCRIPTS: &[&str] = &["schedule_fixture.py"];
+
+fn fixtures() -> Result<()> {
+    let root = workspace_root();
+    let python = python::venv(&root)?;
+    for script in FIXTURE_SCRIPTS {
+        python::run_script(&python, &root.join("xtask/scripts").join(script), &root)?;
+    }
+    Ok(())
+}

@@ -45,7 +45,7 @@ fn workspace_root() -> PathBuf {
 }
 
 /// Scripts in `xtask/scripts/` that write the committed test fixtures.
-const FIXTURE_SCRIPTS: &[&str] = &["schedule_fixture.py"];
+const FIXTURE_SCRIPTS: &[&str] = &["schedule_fixture.py", "simple_unet_fixture.py"];
 
 fn fixtures() -> Result<()> {
     let root = workspace_root();

@@ -1,3 +1,25 @@
-//! Noise predictors for DDPM, generic over the Burn backend: the seed's `SimpleUnet` (with import
-//! of its PyTorch checkpoints) and the U-Net of Ho et al. (2020). Not written yet; see the issue
-//! "The `unet` crate".
+//! Noise predictors for DDPM, generic over the Burn backend.
+//!
+//! - [`SimpleUnet`]: the seed's model layer for layer (62,438,883 parameters at its defaults), with
+//!   import of the seed's PyTorch checkpoints ([`SimpleUnet::load_seed_checkpoint`]) and
+//!   safetensors export/import in the same key layout.
+//! - [`DdpmUnet`]: the U-Net of Ho et al. (2020) for CIFAR-10: residual blocks with GroupNorm and
+//!   SiLU, self-attention at 16×16, learned down- and up-sampling.
+//!
+//! Both implement [`NoisePredictor`]: given x_t `[N, C, H, W]` and integer timesteps `[N]`, they
+//! return the model output `[N, C, H, W]`.
+
+mod embedding;
+mod error;
+mod paper;
+mod params;
+mod predictor;
+mod simple;
+mod weights;
+
+pub use embedding::sinusoidal_embedding;
+pub use error::{UnetError, WeightsError};
+// pub use paper::{DdpmUnet, DdpmUnetConfig};
+pub use params::trainable_params;
+pub use predictor::NoisePredictor;
+pub use simple::{SimpleUnet, SimpleUnetConfig};

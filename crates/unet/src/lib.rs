@@ -19,7 +19,7 @@ mod weights;
 
 pub use embedding::sinusoidal_embedding;
 pub use error::{UnetError, WeightsError};
-// pub use paper::{DdpmUnet, DdpmUnetConfig};
+pub use paper::{DdpmUnet, DdpmUnetConfig};
 pub use params::trainable_params;
 pub use predictor::NoisePredictor;
 pub use simple::{SimpleUnet, SimpleUnetConfig};

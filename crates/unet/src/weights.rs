@@ -1,9 +1,10 @@
-//! Weight files: the seed's PyTorch checkpoints, and safetensors in the seed's key layout.
+//! Weight files: PyTorch checkpoints in, safetensors in and out, in PyTorch's key layout.
 //!
 //! Burn and PyTorch name and lay out a few tensors differently (Linear weights are transposed,
-//! BatchNorm's `weight`/`bias` are `gamma`/`beta`, and the seed's time MLP is `time_mlp.1` inside
-//! an `nn.Sequential`); burn-store's adapters and a key remapping bridge the two, so a file
-//! written here loads into the seed's PyTorch module and the other way round.
+//! norm layers' `weight`/`bias` are `gamma`/`beta`); burn-store's adapters bridge that. Each model
+//! adds its own key remapping where its reference PyTorch module nests differently (the seed's
+//! time MLP is `time_mlp.1` inside an `nn.Sequential`), so a file written here loads into the
+//! reference PyTorch module and the other way round.
 
 use std::path::{Path, PathBuf};
 
@@ -13,72 +14,148 @@ use burn_store::{
     PytorchStore, SafetensorsStore,
 };
 
-use crate::{SimpleUnet, WeightsError};
+use crate::{DdpmUnet, SimpleUnet, WeightsError};
+
+/// How one model's burn paths and its reference PyTorch keys differ: pairs of key prefixes
+/// (PyTorch, burn).
+struct KeyLayout(&'static [(&'static str, &'static str)]);
+
+impl KeyLayout {
+    /// Anchored regex remappings from PyTorch keys to burn paths.
+    fn to_burn(&self) -> impl Iterator<Item = (String, &'static str)> + '_ {
+        self.0.iter().map(|&(torch, burn)| (anchored(torch), burn))
+    }
+
+    /// Anchored regex remappings from burn paths to PyTorch keys.
+    fn to_torch(&self) -> impl Iterator<Item = (String, &'static str)> + '_ {
+        self.0.iter().map(|&(torch, burn)| (anchored(burn), torch))
+    }
+}
+
+fn anchored(prefix: &str) -> String {
+    format!("^{}", prefix.replace('.', r"\."))
+}
 
 /// The seed's `time_mlp` is `Sequential(SinusoidalPositionEmbeddings, Linear, ReLU)`.
-const SEED_TIME_MLP: &str = r"^time_mlp\.1\.";
-const OUR_TIME_MLP: &str = r"^time_mlp\.";
+const SEED_LAYOUT: KeyLayout = KeyLayout(&[("time_mlp.1.", "time_mlp.")]);
+
+/// The DDPM U-Net's fields already carry the reference port's names.
+const SAME_LAYOUT: KeyLayout = KeyLayout(&[]);
 
 impl<B: Backend> SimpleUnet<B> {
     /// Loads a PyTorch `state_dict` of the seed's SimpleUnet (`torch.save(model.state_dict())`,
     /// e.g. `checkpoint/<epoch>unet-best.pth`) into this model, whose config must match the
     /// checkpoint's. BatchNorm running statistics are loaded; `num_batches_tracked` is ignored.
-    pub fn load_seed_checkpoint(mut self, path: &Path) -> Result<Self, WeightsError> {
-        let mut store = PytorchStore::from_file(path)
-            .map_indices_contiguous(false)
-            .with_key_remapping(SEED_TIME_MLP, "time_mlp.")
-            .allow_partial(true)
-            .validate(false);
-        let result = self
-            .load_from(&mut store)
-            .map_err(|e| read_error(path, e))?;
-        check_applied(result, path)?;
-        Ok(self)
+    pub fn load_seed_checkpoint(self, path: &Path) -> Result<Self, WeightsError> {
+        load_pytorch(self, path, &SEED_LAYOUT)
     }
 
     /// Writes the weights as safetensors with the seed's PyTorch key names and layouts, so
     /// `model.load_state_dict(safetensors.torch.load_file(path), strict=False)` loads them (only
     /// `num_batches_tracked` is absent). The write is atomic: temporary file, then rename.
     pub fn save_safetensors(&self, path: &Path) -> Result<(), WeightsError> {
-        let fail = |reason: String| WeightsError::Write {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let dir = match path.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent,
-            _ => Path::new("."),
-        };
-        let temp = tempfile::NamedTempFile::new_in(dir)
-            .map_err(|e| fail(format!("cannot create a file in {}: {e}", dir.display())))?;
-        let mut store = SafetensorsStore::from_file(temp.path())
-            .overwrite(true)
-            .skip_enum_variants(true)
-            .with_to_adapter(BurnToPyTorchAdapter)
-            .with_key_remapping(OUR_TIME_MLP, "time_mlp.1.");
-        self.save_into(&mut store)
-            .map_err(|e| fail(e.to_string()))?;
-        temp.persist(path).map_err(|e| fail(e.error.to_string()))?;
-        Ok(())
+        save_safetensors(self, path, &SEED_LAYOUT)
     }
 
-    /// Loads weights written by [`save_safetensors`](Self::save_safetensors) (or by PyTorch's
-    /// `safetensors.torch.save_file(model.state_dict())` for the seed's module).
-    pub fn load_safetensors(mut self, path: &Path) -> Result<Self, WeightsError> {
-        if !path.is_file() {
-            return Err(read_error(path, "no such file"));
-        }
-        let mut store = SafetensorsStore::from_file(path)
-            .skip_enum_variants(true)
-            .with_from_adapter(PyTorchToBurnAdapter)
-            .with_key_remapping(SEED_TIME_MLP, "time_mlp.")
-            .allow_partial(true)
-            .validate(false);
-        let result = self
-            .load_from(&mut store)
-            .map_err(|e| read_error(path, e))?;
-        check_applied(result, path)?;
-        Ok(self)
+    /// Loads weights written by [`save_safetensors`](Self::save_safetensors), or by PyTorch's
+    /// `safetensors.torch.save_file(model.state_dict())` for the seed's module.
+    pub fn load_safetensors(self, path: &Path) -> Result<Self, WeightsError> {
+        load_safetensors(self, path, &SEED_LAYOUT)
     }
+}
+
+impl<B: Backend> DdpmUnet<B> {
+    /// Loads a PyTorch `state_dict` of the reference port of Ho et al.'s model into this model,
+    /// whose config must match the checkpoint's.
+    pub fn load_pytorch_checkpoint(self, path: &Path) -> Result<Self, WeightsError> {
+        load_pytorch(self, path, &SAME_LAYOUT)
+    }
+
+    /// Writes the weights as safetensors in the PyTorch port's key layout (atomically).
+    pub fn save_safetensors(&self, path: &Path) -> Result<(), WeightsError> {
+        save_safetensors(self, path, &SAME_LAYOUT)
+    }
+
+    /// Loads weights written by [`save_safetensors`](Self::save_safetensors) or by PyTorch.
+    pub fn load_safetensors(self, path: &Path) -> Result<Self, WeightsError> {
+        load_safetensors(self, path, &SAME_LAYOUT)
+    }
+}
+
+fn load_pytorch<B: Backend, M: ModuleSnapshot<B>>(
+    mut model: M,
+    path: &Path,
+    layout: &KeyLayout,
+) -> Result<M, WeightsError> {
+    let mut store = PytorchStore::from_file(path)
+        .map_indices_contiguous(false)
+        .allow_partial(true)
+        .validate(false);
+    for (from, to) in layout.to_burn() {
+        store = store.with_key_remapping(&from, to);
+    }
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| read_error(path, e))?;
+    check_applied(result, path, layout)?;
+    Ok(model)
+}
+
+fn load_safetensors<B: Backend, M: ModuleSnapshot<B>>(
+    mut model: M,
+    path: &Path,
+    layout: &KeyLayout,
+) -> Result<M, WeightsError> {
+    if !path.is_file() {
+        return Err(read_error(path, "no such file"));
+    }
+    let mut store = SafetensorsStore::from_file(path)
+        .skip_enum_variants(true)
+        .with_from_adapter(PyTorchToBurnAdapter)
+        .allow_partial(true)
+        .validate(false);
+    for (from, to) in layout.to_burn() {
+        store = store.with_key_remapping(&from, to);
+    }
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| read_error(path, e))?;
+    check_applied(result, path, layout)?;
+    Ok(model)
+}
+
+fn save_safetensors<B: Backend, M: ModuleSnapshot<B>>(
+    model: &M,
+    path: &Path,
+    layout: &KeyLayout,
+) -> Result<(), WeightsError> {
+    let fail = |reason: String| WeightsError::Write {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let temp = tempfile::NamedTempFile::new_in(dir).map_err(|e| {
+        fail(format!(
+            "cannot create a file in {}: {}",
+            dir.display(),
+            e.kind()
+        ))
+    })?;
+    let mut store = SafetensorsStore::from_file(temp.path())
+        .overwrite(true)
+        .skip_enum_variants(true)
+        .with_to_adapter(BurnToPyTorchAdapter);
+    for (from, to) in layout.to_torch() {
+        store = store.with_key_remapping(&from, to);
+    }
+    model
+        .save_into(&mut store)
+        .map_err(|e| fail(e.to_string()))?;
+    temp.persist(path).map_err(|e| fail(e.error.to_string()))?;
+    Ok(())
 }
 
 fn read_error(path: &Path, reason: impl ToString) -> WeightsError {
@@ -89,7 +166,7 @@ fn read_error(path: &Path, reason: impl ToString) -> WeightsError {
 }
 
 /// Turns burn-store's report into the first problem, named in the file's own key names.
-fn check_applied(result: ApplyResult, path: &Path) -> Result<(), WeightsError> {
+fn check_applied(result: ApplyResult, path: &Path, layout: &KeyLayout) -> Result<(), WeightsError> {
     let path: PathBuf = path.to_path_buf();
     if let Some(error) = result.errors.first() {
         let detail = match error {
@@ -100,7 +177,7 @@ fn check_applied(result: ApplyResult, path: &Path) -> Result<(), WeightsError> {
             } => format!(
                 "tensor '{}' has shape {:?} in the file but {:?} in the model \
                  (a checkpoint for another model config?)",
-                seed_key(key),
+                torch_key(key, layout),
                 found.as_slice(),
                 expected.as_slice()
             ),
@@ -111,10 +188,10 @@ fn check_applied(result: ApplyResult, path: &Path) -> Result<(), WeightsError> {
     if let Some((key, _)) = result.missing.first() {
         return Err(WeightsError::MissingKey {
             path,
-            key: seed_key(key),
+            key: torch_key(key, layout),
         });
     }
-    // burn-store lists a BatchNorm `weight`/`bias` as unused even when its adapter applied it
+    // burn-store lists a norm layer's `weight`/`bias` as unused even when its adapter applied it
     // as `gamma`/`beta`; only a key applied under neither name is really unexpected.
     let applied_as_renamed = |key: &str| match key.rsplit_once('.') {
         Some((module, "weight")) => result.applied.contains(&format!("{module}.gamma")),
@@ -128,19 +205,20 @@ fn check_applied(result: ApplyResult, path: &Path) -> Result<(), WeightsError> {
     {
         return Err(WeightsError::UnexpectedKey {
             path,
-            key: seed_key(key),
+            key: torch_key(key, layout),
         });
     }
     Ok(())
 }
 
-/// A burn module path as the seed's state_dict names it.
-fn seed_key(burn_path: &str) -> String {
-    let key = match burn_path.strip_prefix("time_mlp.") {
-        Some(rest) => format!("time_mlp.1.{rest}"),
-        None => burn_path.to_string(),
-    };
-    let key = key.replace(".Down.", ".").replace(".Up.", ".");
+/// A burn module path as the model's PyTorch state_dict names it.
+fn torch_key(burn_path: &str, layout: &KeyLayout) -> String {
+    let mut key = burn_path.replace(".Down.", ".").replace(".Up.", ".");
+    for &(torch, burn) in layout.0 {
+        if let Some(rest) = key.strip_prefix(burn) {
+            key = format!("{torch}{rest}");
+        }
+    }
     match key.rsplit_once('.') {
         Some((module, "gamma")) => format!("{module}.weight"),
         Some((module, "beta")) => format!("{module}.bias"),

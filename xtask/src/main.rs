@@ -1,5 +1,7 @@
-//! `cargo xtask <command>`: project chores that are not part of the library.
+//! `cargo xtask <command>`: project chores that are not part of the library: dataset
+//! downloads and test fixtures.
 
+mod fetch;
 mod python;
 
 use std::path::{Path, PathBuf};
@@ -17,6 +19,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Download a dataset into data/<name>/ (mnist, cifar10, seed, or any --url), verified.
+    FetchData(fetch::FetchArgs),
     /// Regenerate the committed PyTorch/diffusers test fixtures. Makes a local venv (.venv) with
     /// torch and diffusers from PyPI the first time.
     Fixtures,
@@ -25,6 +29,7 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::FetchData(args) => fetch::run(&args, &workspace_root()),
         Command::Fixtures => fixtures(),
     };
     match result {
@@ -45,7 +50,11 @@ fn workspace_root() -> PathBuf {
 }
 
 /// Scripts in `xtask/scripts/` that write the committed test fixtures.
-const FIXTURE_SCRIPTS: &[&str] = &["schedule_fixture.py", "simple_unet_fixture.py"];
+const FIXTURE_SCRIPTS: &[&str] = &[
+    "schedule_fixture.py",
+    "simple_unet_fixture.py",
+    "ddpm_unet_fixture.py",
+];
 
 fn fixtures() -> Result<()> {
     let root = workspace_root();

@@ -29,6 +29,28 @@ pub enum DatasetError {
         /// Why.
         reason: String,
     },
+    /// A dataset folder that does not exist.
+    #[error("dataset folder {} does not exist", path.display())]
+    MissingFolder {
+        /// The folder.
+        path: PathBuf,
+    },
+    /// A dataset location with nothing to train on.
+    #[error("no training images in {}: {reason}", path.display())]
+    NoImages {
+        /// The folder.
+        path: PathBuf,
+        /// What was looked for, or why nothing could be used.
+        reason: String,
+    },
+    /// An IDX file (MNIST's format) that is not what its header says.
+    #[error("{} is not a valid IDX file: {reason}", path.display())]
+    BadIdx {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A tensor cannot be shown as a picture.
     #[error("cannot turn a tensor of shape {dims:?} into pictures: {reason}")]
     BadTensor {
@@ -37,4 +59,14 @@ pub enum DatasetError {
         /// Why.
         reason: &'static str,
     },
+}
+
+impl DatasetError {
+    /// The error and its cause on one line.
+    pub fn cause_line(&self) -> String {
+        match std::error::Error::source(self) {
+            Some(source) => format!("{self}: {source}"),
+            None => self.to_string(),
+        }
+    }
 }

@@ -1,10 +1,31 @@
-//! Images in and out of DDPM: decoding and cropping pictures into `[-1, 1]` tensors, and turning
-//! batches of model outputs back into PNG grids and strips.
+//! Images in and out of DDPM.
 //!
-//! The training dataset proper (recursive image folders decoded once into a `u8` cache, MNIST IDX
-//! files, batching through Burn's data loader) lands here with its own issue.
+//! - Datasets: [`load_image_folder`] reads a folder of images recursively (the seed's
+//!   `./data/train/`), [`load_mnist`] reads MNIST's IDX files; both decode each file once into an
+//!   [`ImageStore`] of `u8` pixels, resized (short side) and centre-cropped to the model's size.
+//! - Batches: [`epoch_batches`] draws an epoch's shuffled batches through Burn's data loader
+//!   ([`ImageBatcher`] makes `[N, C, H, W]` tensors), with `drop_last` and mid-epoch resume.
+//! - Pictures: [`picture`] turns files into tensors and tensors into PNG grids and strips.
+//!
+//! Pixel values map linearly, 0 → -1 and 255 → 1: the range DDPM's sampler assumes. (The seed
+//! divided by 255 alone, which left them in `[0, 1]`.)
 
+mod batcher;
 mod error;
+mod folder;
+mod loader;
+mod mnist;
 pub mod picture;
+mod store;
 
+pub use batcher::{ImageBatcher, random_horizontal_flip};
 pub use error::DatasetError;
+pub use folder::{
+    FolderReport, IMAGE_EXTENSIONS, ImageFolderOptions, SkippedFile, list_images, load_image_folder,
+};
+pub use loader::{LoaderOptions, epoch_batches};
+pub use mnist::{
+    IdxImages, MnistSplit, load_mnist, mnist_images_path, read_idx_images, read_idx_labels,
+};
+pub use picture::Channels;
+pub use store::{ImageItem, ImageStore};

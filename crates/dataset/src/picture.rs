@@ -44,7 +44,11 @@ pub fn open_image(path: &Path) -> Result<DynamicImage, DatasetError> {
 }
 
 /// Scales the short side to `size` and centre-crops the long side: a `size`×`size` picture.
+/// An image that already is `size`×`size` is returned unchanged.
 pub fn square_crop(image: &DynamicImage, size: u32) -> DynamicImage {
+    if image.width() == size && image.height() == size {
+        return image.clone();
+    }
     image.resize_to_fill(size, size, FilterType::CatmullRom)
 }
 

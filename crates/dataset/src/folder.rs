@@ -110,28 +110,42 @@ pub fn load_image_folder(
 ) -> Result<(ImageStore, FolderReport), DatasetError> {
     let files = list_images(root)?;
     let size = options.image_size as u32;
-    let decoded: Vec<Result<Vec<u8>, DatasetError>> = files
-        .par_iter()
-        .map(|path| {
-            let image = open_image(path)?;
-            Ok(to_pixels(&square_crop(&image, size), options.channels))
+    // Decode straight into one pre-sized buffer, a slot per file, so the pixels are never held
+    // twice; slots of files that fail are compacted away afterwards.
+    let image_len = options.image_size * options.image_size * options.channels.count();
+    let mut pixels = vec![0u8; files.len() * image_len];
+    let failures: Vec<Option<DatasetError>> = pixels
+        .par_chunks_mut(image_len)
+        .zip(files.par_iter())
+        .map(|(slot, path)| match open_image(path) {
+            Ok(image) => {
+                slot.copy_from_slice(&to_pixels(&square_crop(&image, size), options.channels));
+                None
+            }
+            Err(error) => Some(error),
         })
         .collect();
 
-    let mut store = ImageStore::new(options.channels, options.image_size);
     let mut skipped = Vec::new();
-    for (path, result) in files.iter().zip(decoded) {
-        match result {
-            Ok(pixels) => {
-                store.push(&pixels);
+    let mut kept = 0;
+    for (index, failure) in failures.into_iter().enumerate() {
+        match failure {
+            None => {
+                if kept != index {
+                    pixels
+                        .copy_within(index * image_len..(index + 1) * image_len, kept * image_len);
+                }
+                kept += 1;
             }
-            Err(error) if options.strict => return Err(error),
-            Err(error) => skipped.push(SkippedFile {
-                path: path.clone(),
+            Some(error) if options.strict => return Err(error),
+            Some(error) => skipped.push(SkippedFile {
+                path: files[index].clone(),
                 reason: error.cause_line(),
             }),
         }
     }
+    pixels.truncate(kept * image_len);
+    let store = ImageStore::from_pixels(pixels, options.channels, options.image_size);
     let report = FolderReport { files, skipped };
     if store.is_empty() {
         return Err(DatasetError::NoImages {

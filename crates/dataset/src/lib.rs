@@ -1,8 +1,10 @@
 //! Images in and out of DDPM.
 //!
-//! - Datasets: [`load_image_folder`] reads a folder of images recursively (the seed's
-//!   `./data/train/`), [`load_mnist`] reads MNIST's IDX files; both decode each file once into an
-//!   [`ImageStore`] of `u8` pixels, resized (short side) and centre-cropped to the model's size.
+//! - Datasets: [`DataSource`] picks between [`load_image_folder`], which reads a folder of images
+//!   recursively (the seed's `./data/train/`), and [`load_mnist`], which reads MNIST's IDX files;
+//!   both decode each file once into an [`ImageStore`] of `u8` pixels, resized (short side) and
+//!   centre-cropped to the model's size. [`DataSource::bundled`] is the small MNIST subset that
+//!   ships in `data/mnist-t10k/`.
 //! - Batches: [`epoch_batches`] draws an epoch's shuffled batches through Burn's data loader
 //!   ([`ImageBatcher`] makes `[N, C, H, W]` tensors), with `drop_last` and mid-epoch resume.
 //! - Pictures: [`picture`] turns files into tensors and tensors into PNG grids and strips.
@@ -16,6 +18,7 @@ mod folder;
 mod loader;
 mod mnist;
 pub mod picture;
+mod source;
 mod store;
 
 pub use batcher::{ImageBatcher, random_horizontal_flip};
@@ -28,4 +31,5 @@ pub use mnist::{
     IdxImages, MnistSplit, load_mnist, mnist_images_path, read_idx_images, read_idx_labels,
 };
 pub use picture::Channels;
+pub use source::DataSource;
 pub use store::{ImageItem, ImageStore};

@@ -32,6 +32,20 @@ impl ImageStore {
         }
     }
 
+    /// A store over `pixels`, images of `size × size × channels` bytes laid end to end (a
+    /// trailing partial image is dropped).
+    pub fn from_pixels(mut pixels: Vec<u8>, channels: Channels, size: usize) -> Self {
+        let image_len = size * size * channels.count();
+        let len = pixels.len().checked_div(image_len).unwrap_or(0);
+        pixels.truncate(len * image_len);
+        Self {
+            pixels,
+            channels,
+            size,
+            len,
+        }
+    }
+
     /// Appends one image's interleaved pixels; returns `false` (and stores nothing) when the
     /// length is not `size × size × channels`.
     pub fn push(&mut self, pixels: &[u8]) -> bool {

@@ -104,3 +104,55 @@ fn broken_idx_files_are_named_errors() {
         "{err}"
     );
 }
+
+#[test]
+fn the_bundled_dataset_loads_with_no_flags() {
+    let source = ddpm_dataset::DataSource::bundled();
+    assert!(
+        matches!(
+            &source,
+            ddpm_dataset::DataSource::Mnist {
+                split: MnistSplit::Test,
+                ..
+            }
+        ),
+        "{source}"
+    );
+    let (store, report) = source.load(&Default::default()).unwrap();
+    assert!(report.is_none());
+    assert_eq!(
+        (store.len(), store.size(), store.channels()),
+        (10_000, 32, Channels::Rgb)
+    );
+    // It is the real MNIST test set, byte for byte.
+    let bundled = match &source {
+        ddpm_dataset::DataSource::Mnist { dir, .. } => dir.join("t10k-images-idx3-ubyte.gz"),
+        _ => unreachable!(),
+    };
+    assert_eq!(
+        std::fs::read(bundled).unwrap(),
+        std::fs::read(common::mnist_dir().join("t10k-images-idx3-ubyte.gz")).unwrap()
+    );
+}
+
+#[test]
+fn sources_are_detected_from_the_folder() {
+    use ddpm_dataset::DataSource;
+    let mnist = DataSource::detect(&common::mnist_dir());
+    assert!(
+        matches!(
+            mnist,
+            DataSource::Mnist {
+                split: MnistSplit::Train,
+                ..
+            }
+        ),
+        "{mnist}"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    assert_eq!(
+        DataSource::detect(tmp.path()),
+        DataSource::Folder(tmp.path().to_path_buf())
+    );
+    assert!(mnist.to_string().starts_with("MNIST training split in "));
+}

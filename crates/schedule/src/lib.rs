@@ -21,6 +21,7 @@
 //! assert_eq!(x_t.dims(), noise.dims());
 //! ```
 
+mod ancestral;
 mod betas;
 mod config;
 mod error;
@@ -28,6 +29,7 @@ mod forward;
 mod prediction;
 mod tables;
 
+pub use ancestral::{DdpmSampler, VarianceKind};
 pub use config::{BetaSchedule, NoiseScheduleConfig};
 pub use error::ScheduleError;
 pub use forward::ForwardProcess;

@@ -1,2 +1,24 @@
-//! DDPM training generic over `B: AutodiffBackend`: recipes, EMA, atomic checkpoints and exact
-//! resume. Not written yet; see the issue "The `trainer` crate".
+//! DDPM training, generic over `B: AutodiffBackend` (burn-cuda on a GPU, burn-ndarray on CPU).
+//!
+//! A [`TrainConfig`] holds the whole recipe (presets: [`Preset::Seed`], [`Preset::DdpmCifar10`],
+//! [`Preset::CpuDemo`]) and is saved in every checkpoint. [`train`] runs it: batches from
+//! `ddpm-dataset`, the forward process of `ddpm-schedule`, a noise predictor of `ddpm-unet`,
+//! burn's Adam with warm-up and gradient clipping, an EMA copy of the weights, sample grids from
+//! the ancestral sampler, JSONL metrics, and atomic checkpoints that resume exactly: every random
+//! draw of step `k` comes from `(seed, k)`, and each epoch's data order from `(seed, epoch)`.
+
+mod checkpoint;
+mod config;
+mod ema;
+mod error;
+mod loss;
+mod progress;
+mod train;
+
+pub use checkpoint::{CheckpointState, RunIndex, checkpoint_name, read_state, resolve_checkpoint};
+pub use config::{EmaConfig, LossKind, OptimizerConfig, Preset, TrainConfig};
+pub use ema::{ema_decay, update_ema};
+pub use error::TrainError;
+pub use loss::loss;
+pub use progress::MetricsRecord;
+pub use train::{Fault, TrainOptions, TrainReport, train};

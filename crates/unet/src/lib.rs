@@ -9,6 +9,7 @@
 //! Both implement [`NoisePredictor`]: given x_t `[N, C, H, W]` and integer timesteps `[N]`, they
 //! return the model output `[N, C, H, W]`.
 
+mod denoiser;
 mod embedding;
 mod error;
 mod paper;
@@ -17,6 +18,7 @@ mod predictor;
 mod simple;
 mod weights;
 
+pub use denoiser::{Denoiser, DenoiserConfig};
 pub use embedding::sinusoidal_embedding;
 pub use error::{UnetError, WeightsError};
 pub use paper::{DdpmUnet, DdpmUnetConfig};

@@ -1,0 +1,250 @@
+//! Everything a run is trained with, as one JSON document saved in every checkpoint.
+
+use std::path::PathBuf;
+
+use ddpm_schedule::{BetaSchedule, NoiseScheduleConfig, PredictionTarget};
+use ddpm_unet::{DdpmUnetConfig, DenoiserConfig, SimpleUnetConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::TrainError;
+
+/// The loss between the model output and its target.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LossKind {
+    /// Mean absolute error (the seed).
+    L1,
+    /// Mean squared error (Ho et al.).
+    L2,
+    /// Huber loss: quadratic below `delta`, linear above.
+    Huber {
+        /// Where the loss turns linear.
+        delta: f64,
+    },
+}
+
+/// Exponential moving average of the weights.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EmaConfig {
+    /// Decay per step once warmed up (0.9999 in Ho et al.).
+    pub decay: f64,
+    /// The decay ramps up as min(decay, (1 + step) / (10 + step)), so early EMA weights do not
+    /// drag a random initialisation along.
+    pub warmup: bool,
+}
+
+/// Adam with optional warm-up and gradient-norm clipping.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct OptimizerConfig {
+    /// Learning rate after warm-up.
+    pub learning_rate: f64,
+    /// Steps of linear warm-up from 0 to `learning_rate` (0: none).
+    pub warmup_steps: u64,
+    /// Clip the global gradient norm to this (None: no clipping).
+    pub grad_clip_norm: Option<f32>,
+    /// Adam's epsilon (PyTorch's default is 1e-8, Burn's 1e-5).
+    pub epsilon: f32,
+}
+
+/// A complete training recipe. Every knob is here, and the whole document is stored in each
+/// checkpoint, so a run can be reproduced or resumed from it alone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// The noise schedule.
+    pub schedule: NoiseScheduleConfig,
+    /// The noise predictor.
+    pub model: DenoiserConfig,
+    /// What the model predicts.
+    pub prediction: PredictionTarget,
+    /// The loss on the model output.
+    pub loss: LossKind,
+    /// The optimiser.
+    pub optimizer: OptimizerConfig,
+    /// EMA of the weights (None: off).
+    pub ema: Option<EmaConfig>,
+    /// Training images: a folder of images or of MNIST IDX files (None: the bundled MNIST digits).
+    pub data: Option<PathBuf>,
+    /// Side of the square training images.
+    pub image_size: usize,
+    /// Images per step.
+    pub batch_size: usize,
+    /// Flip images left-right at random.
+    pub random_flip: bool,
+    /// Optimisation steps in all.
+    pub steps: u64,
+    /// Seed of every random choice: data order, timesteps, noise, initial weights.
+    pub seed: u64,
+    /// Write a sample grid every this many steps (0: never).
+    pub sample_every: u64,
+    /// Images in each sample grid.
+    pub sample_count: usize,
+    /// Save a checkpoint every this many steps (0: only at the end).
+    pub checkpoint_every: u64,
+    /// Keep this many most recent checkpoints, plus the best-loss one.
+    pub keep_last: usize,
+    /// Write a log line and a metrics record every this many steps.
+    pub log_every: u64,
+}
+
+/// The named recipes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preset {
+    /// The seed's recipe: T = 300 linear, SimpleUnet, L1 on the noise, Adam 1e-3, 32 px, batch 512.
+    Seed,
+    /// Ho et al.'s CIFAR-10 recipe: T = 1000, the paper's U-Net, L2, Adam 2e-4 with 5,000 warm-up
+    /// steps, clipping at 1.0, dropout 0.1, flips, EMA 0.9999, batch 128.
+    DdpmCifar10,
+    /// A small CPU recipe for the bundled MNIST digits: recognisable samples in minutes on 2 cores.
+    CpuDemo,
+}
+
+impl std::str::FromStr for Preset {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "seed" => Ok(Self::Seed),
+            "ddpm-cifar10" => Ok(Self::DdpmCifar10),
+            "cpu-demo" => Ok(Self::CpuDemo),
+            other => Err(format!(
+                "unknown preset '{other}' (expected seed, ddpm-cifar10 or cpu-demo)"
+            )),
+        }
+    }
+}
+
+impl TrainConfig {
+    /// The recipe of a preset.
+    pub fn preset(preset: Preset) -> Self {
+        match preset {
+            Preset::Seed => Self {
+                schedule: NoiseScheduleConfig::new(),
+                model: DenoiserConfig::SimpleUnet(SimpleUnetConfig::new()),
+                prediction: PredictionTarget::Noise,
+                loss: LossKind::L1,
+                optimizer: OptimizerConfig {
+                    learning_rate: 1e-3,
+                    warmup_steps: 0,
+                    grad_clip_norm: None,
+                    epsilon: 1e-8,
+                },
+                ema: None,
+                data: None,
+                image_size: 32,
+                batch_size: 512,
+                random_flip: false,
+                steps: 10_000,
+                seed: 0,
+                sample_every: 500,
+                sample_count: 16,
+                checkpoint_every: 1_000,
+                keep_last: 3,
+                log_every: 10,
+            },
+            Preset::DdpmCifar10 => Self {
+                schedule: NoiseScheduleConfig::new().with_num_timesteps(1000),
+                model: DenoiserConfig::DdpmUnet(DdpmUnetConfig::new()),
+                prediction: PredictionTarget::Noise,
+                loss: LossKind::L2,
+                optimizer: OptimizerConfig {
+                    learning_rate: 2e-4,
+                    warmup_steps: 5_000,
+                    grad_clip_norm: Some(1.0),
+                    epsilon: 1e-8,
+                },
+                ema: Some(EmaConfig {
+                    decay: 0.9999,
+                    warmup: false,
+                }),
+                data: Some(PathBuf::from("data/cifar10/train")),
+                image_size: 32,
+                batch_size: 128,
+                random_flip: true,
+                steps: 800_000,
+                seed: 0,
+                sample_every: 10_000,
+                sample_count: 64,
+                checkpoint_every: 10_000,
+                keep_last: 3,
+                log_every: 100,
+            },
+            Preset::CpuDemo => Self {
+                schedule: NoiseScheduleConfig::new()
+                    .with_beta_schedule(BetaSchedule::Cosine)
+                    .with_num_timesteps(200),
+                model: DenoiserConfig::SimpleUnet(
+                    SimpleUnetConfig::new()
+                        .with_image_channels(1)
+                        .with_channels(vec![16, 32, 64]),
+                ),
+                prediction: PredictionTarget::Noise,
+                loss: LossKind::L2,
+                optimizer: OptimizerConfig {
+                    learning_rate: 2e-3,
+                    warmup_steps: 100,
+                    grad_clip_norm: Some(1.0),
+                    epsilon: 1e-8,
+                },
+                ema: Some(EmaConfig {
+                    decay: 0.995,
+                    warmup: true,
+                }),
+                data: None,
+                image_size: 16,
+                batch_size: 64,
+                random_flip: false,
+                steps: 2_000,
+                seed: 0,
+                sample_every: 250,
+                sample_count: 36,
+                checkpoint_every: 250,
+                keep_last: 2,
+                log_every: 10,
+            },
+        }
+    }
+
+    /// Checks what the architecture and the loop need, before anything is loaded.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        let fail = |msg: String| Err(TrainError::Config(msg));
+        let multiple = self.model.size_multiple();
+        if self.image_size == 0 || !self.image_size.is_multiple_of(multiple) {
+            return fail(format!(
+                "image_size {} must be a positive multiple of {multiple} for this model (each level halves it)",
+                self.image_size
+            ));
+        }
+        if self.batch_size == 0 || self.steps == 0 || self.sample_count == 0 || self.log_every == 0
+        {
+            return fail("batch_size, steps, sample_count and log_every must be at least 1".into());
+        }
+        if !is_positive(self.optimizer.learning_rate) {
+            return fail(format!(
+                "learning_rate must be positive, got {}",
+                self.optimizer.learning_rate
+            ));
+        }
+        if let Some(ema) = self.ema
+            && !(0.0..1.0).contains(&ema.decay)
+        {
+            return fail(format!("ema decay must be in [0, 1), got {}", ema.decay));
+        }
+        if let LossKind::Huber { delta } = self.loss
+            && !is_positive(delta)
+        {
+            return fail(format!("huber delta must be positive, got {delta}"));
+        }
+        if !matches!(self.model.image_channels(), 1 | 3) {
+            return fail("the model must have 1 or 3 image channels".into());
+        }
+        self.schedule
+            .init()
+            .map(drop)
+            .map_err(|e| TrainError::Config(format!("noise schedule: {e}")))
+    }
+}
+
+/// True for a positive number; false for zero, negatives and NaN.
+fn is_positive(value: f64) -> bool {
+    value > 0.0
+}

@@ -1,0 +1,157 @@
+//! What a run reports while it trains: a progress bar on a terminal, log lines otherwise, and one
+//! JSONL metrics record per `log_every` steps.
+
+use std::fs::File;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use crate::TrainError;
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, Serialize)]
+pub struct MetricsRecord {
+    /// Optimiser steps done.
+    pub step: u64,
+    /// Epoch of the last step.
+    pub epoch: u64,
+    /// Loss of the last step.
+    pub loss: f64,
+    /// Exponentially smoothed loss.
+    pub loss_smoothed: f64,
+    /// Learning rate of the last step.
+    pub lr: f64,
+    /// Training throughput since the previous record.
+    pub images_per_second: f64,
+    /// Seconds since this process started training.
+    pub wall_time_s: f64,
+}
+
+pub(crate) struct Reporter {
+    bar: Option<ProgressBar>,
+    metrics: File,
+    metrics_path: PathBuf,
+    started: Instant,
+    window_start: Instant,
+    window_images: usize,
+    window_steps: u64,
+    total_steps: u64,
+}
+
+impl Reporter {
+    pub fn new(
+        run_dir: &Path,
+        first_step: u64,
+        total_steps: u64,
+        show_bar: bool,
+    ) -> Result<Self, TrainError> {
+        let metrics_path = run_dir.join("metrics.jsonl");
+        let metrics = File::options()
+            .create(true)
+            .append(true)
+            .open(&metrics_path)
+            .map_err(|e| TrainError::Output {
+                path: metrics_path.clone(),
+                reason: e.to_string(),
+            })?;
+        let bar = (show_bar && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::new(total_steps);
+            bar.set_style(
+                ProgressStyle::with_template("{bar:30} step {pos}/{len} {msg} eta {eta}")
+                    .expect("valid template"),
+            );
+            bar.set_position(first_step);
+            bar
+        });
+        Ok(Self {
+            bar,
+            metrics,
+            metrics_path,
+            started: Instant::now(),
+            window_start: Instant::now(),
+            window_images: 0,
+            window_steps: 0,
+            total_steps,
+        })
+    }
+
+    pub fn step_done(&mut self, step: u64, images: usize) {
+        self.window_images += images;
+        self.window_steps += 1;
+        if let Some(bar) = &self.bar {
+            bar.set_position(step);
+        }
+    }
+
+    /// Records metrics for the window since the last call and shows them.
+    pub fn record(
+        &mut self,
+        step: u64,
+        epoch: u64,
+        loss: f64,
+        loss_smoothed: f64,
+        lr: f64,
+    ) -> Result<(), TrainError> {
+        let elapsed = self
+            .window_start
+            .elapsed()
+            .max(Duration::from_micros(1))
+            .as_secs_f64();
+        let images_per_second = self.window_images as f64 / elapsed;
+        let record = MetricsRecord {
+            step,
+            epoch,
+            loss,
+            loss_smoothed,
+            lr,
+            images_per_second,
+            wall_time_s: self.started.elapsed().as_secs_f64(),
+        };
+        let line = serde_json::to_string(&record).expect("serialisable");
+        writeln!(self.metrics, "{line}").map_err(|e| TrainError::Output {
+            path: self.metrics_path.clone(),
+            reason: e.to_string(),
+        })?;
+        let summary = format!(
+            "epoch {epoch} loss {loss_smoothed:.4} lr {lr:.1e} {images_per_second:.1} img/s"
+        );
+        match &self.bar {
+            Some(bar) => bar.set_message(summary),
+            None => {
+                let seconds_per_step = elapsed / self.window_steps.max(1) as f64;
+                let remaining = self.total_steps.saturating_sub(step) as f64;
+                let eta = format_duration(remaining * seconds_per_step);
+                tracing::info!("step {step}/{} {summary} eta {eta}", self.total_steps);
+            }
+        }
+        self.window_start = Instant::now();
+        self.window_images = 0;
+        self.window_steps = 0;
+        Ok(())
+    }
+
+    pub fn println(&self, message: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(message),
+            None => tracing::info!("{message}"),
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn format_duration(seconds: f64) -> String {
+    let seconds = seconds.max(0.0).round() as u64;
+    match seconds {
+        0..=59 => format!("{seconds}s"),
+        60..=3599 => format!("{}m{:02}s", seconds / 60, seconds % 60),
+        _ => format!("{}h{:02}m", seconds / 3600, seconds % 3600 / 60),
+    }
+}

@@ -1,6 +1,8 @@
 //! `ddpm`: train, sample and inspect DDPM image generators. Thin glue over the library crates.
 
+mod backend;
 mod diffuse;
+mod train;
 
 use std::process::ExitCode;
 
@@ -16,13 +18,24 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Train a noise predictor (default: the cpu-demo recipe on the bundled MNIST digits).
+    Train(train::TrainArgs),
     /// Picture the forward process: one image, noised further and further, as a PNG strip.
     Diffuse(diffuse::DiffuseArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
     let result = match &cli.command {
+        Command::Train(args) => train::run(args),
         Command::Diffuse(args) => diffuse::run(args),
     };
     match result {

@@ -1,0 +1,168 @@
+//! `ddpm train` end to end with tiny recipes, on the real MNIST digits in ../shared/datasets.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use ddpm_trainer::{Preset, TrainConfig};
+use ddpm_unet::{DenoiserConfig, SimpleUnetConfig};
+
+fn ddpm(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ddpm"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// A recipe small enough for a few steps in a test: 8 px digits, a two-level SimpleUnet.
+fn tiny_recipe(dir: &Path) -> PathBuf {
+    let mnist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/mnist");
+    let data = dir.join("digits");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::copy(
+        mnist.join("t10k-images-idx3-ubyte.gz"),
+        data.join("t10k-images-idx3-ubyte.gz"),
+    )
+    .unwrap();
+    let config = TrainConfig {
+        model: DenoiserConfig::SimpleUnet(
+            SimpleUnetConfig::new()
+                .with_image_channels(1)
+                .with_channels(vec![4, 8]),
+        ),
+        data: Some(data),
+        image_size: 8,
+        batch_size: 8,
+        steps: 4,
+        sample_every: 4,
+        sample_count: 4,
+        checkpoint_every: 2,
+        log_every: 1,
+        ..TrainConfig::preset(Preset::CpuDemo)
+    };
+    let path = dir.join("tiny.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn trains_then_refuses_to_overwrite_then_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = tiny_recipe(dir.path());
+    let runs = dir.path().join("runs");
+    let (recipe, runs) = (recipe.to_str().unwrap(), runs.to_str().unwrap());
+    for backend in ["ndarray", "flex"] {
+        let args = [
+            "train",
+            "--config",
+            recipe,
+            "--backend",
+            backend,
+            "--run",
+            backend,
+            "--checkpoint-dir",
+            runs,
+        ];
+        let run = ddpm(&args);
+        assert!(run.status.success(), "{}", text(&run));
+        assert!(text(&run).contains("trained 4 steps"), "{}", text(&run));
+        let run_dir = Path::new(runs).join(backend);
+        assert!(run_dir.join("step-000004/model.mpk").is_file());
+        let grid = image::open(run_dir.join("samples/step-000004.png")).unwrap();
+        assert_eq!((grid.width(), grid.height()), (2 * 10 + 2, 2 * 10 + 2));
+        let metrics = std::fs::read_to_string(run_dir.join("metrics.jsonl")).unwrap();
+        assert_eq!(metrics.lines().count(), 4);
+
+        // The same run again would overwrite it: refused, nothing touched.
+        let again = ddpm(&args);
+        assert!(!again.status.success());
+        assert!(
+            text(&again).contains("already holds a run; continue it with --resume"),
+            "{}",
+            text(&again)
+        );
+        assert_eq!(
+            std::fs::read_to_string(run_dir.join("metrics.jsonl")).unwrap(),
+            metrics
+        );
+
+        let run_dir = run_dir.to_str().unwrap();
+        let resumed = ddpm(&[
+            "train",
+            "--resume",
+            run_dir,
+            "--steps",
+            "6",
+            "--backend",
+            backend,
+        ]);
+        assert!(resumed.status.success(), "{}", text(&resumed));
+        assert!(
+            text(&resumed).contains("from step 4 to 6")
+                && text(&resumed).contains("trained 6 steps"),
+            "{}",
+            text(&resumed)
+        );
+    }
+}
+
+#[test]
+fn bad_recipes_and_paths_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{\"steps\": 3}").unwrap();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec!["--config".into(), bad.display().to_string()],
+            "is not a training recipe",
+        ),
+        (
+            vec![
+                "--config".into(),
+                dir.path().join("none.json").display().to_string(),
+            ],
+            "cannot read",
+        ),
+        (
+            vec![
+                "--resume".into(),
+                dir.path().join("nowhere").display().to_string(),
+            ],
+            "no such checkpoint or run folder",
+        ),
+        (
+            vec![
+                "--data".into(),
+                dir.path().join("missing").display().to_string(),
+                "--run".into(),
+                "x".into(),
+            ],
+            "does not exist",
+        ),
+    ];
+    for (extra, expected) in cases {
+        let mut args = vec![
+            "train".to_string(),
+            "--checkpoint-dir".into(),
+            dir.path().join("runs").display().to_string(),
+        ];
+        args.extend(extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = ddpm(&args);
+        let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+        assert!(!run.status.success(), "{args:?}");
+        let last = stderr.lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with("error: ") && last.contains(expected),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}

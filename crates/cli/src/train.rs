@@ -33,6 +33,10 @@ pub struct TrainArgs {
     /// is used; --steps may extend it.
     #[arg(long)]
     resume: Option<PathBuf>,
+    /// Stop at the first training image that cannot be decoded (default: skip such files with
+    /// one summary warning).
+    #[arg(long)]
+    strict: bool,
     /// CPU backend.
     #[arg(long, default_value_t = BackendChoice::Flex)]
     backend: BackendChoice,
@@ -103,6 +107,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
 
     let options = TrainOptions {
         resume: args.resume.clone(),
+        strict_data: args.strict,
         ..TrainOptions::new(&run_dir)
     };
     let stop = options.stop.clone();

@@ -166,3 +166,61 @@ fn bad_recipes_and_paths_are_one_line_errors() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+#[test]
+fn corrupt_images_are_skipped_with_a_warning_or_fatal_with_strict() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = tiny_recipe(dir.path());
+    // An image folder: the real digits as PNGs plus one corrupt file.
+    let images = dir.path().join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    let idx = ddpm_dataset::read_idx_images(&dir.path().join("digits/t10k-images-idx3-ubyte.gz"))
+        .unwrap();
+    for i in 0..16 {
+        let pixels = idx.pixels[i * 784..(i + 1) * 784].to_vec();
+        image::GrayImage::from_raw(28, 28, pixels)
+            .unwrap()
+            .save(images.join(format!("{i}.png")))
+            .unwrap();
+    }
+    std::fs::write(images.join("broken.png"), b"not a png at all").unwrap();
+    let runs = dir.path().join("runs");
+    let base = [
+        "train",
+        "--config",
+        recipe.to_str().unwrap(),
+        "--data",
+        images.to_str().unwrap(),
+        "--steps",
+        "1",
+    ];
+    let mut lenient = base.to_vec();
+    lenient.extend([
+        "--run",
+        "lenient",
+        "--checkpoint-dir",
+        runs.to_str().unwrap(),
+    ]);
+    let run = ddpm(&lenient);
+    assert!(run.status.success(), "{}", text(&run));
+    assert!(
+        text(&run).contains("skipped 1 of 17 image files") && text(&run).contains("broken.png"),
+        "{}",
+        text(&run)
+    );
+    let mut strict = base.to_vec();
+    strict.extend([
+        "--strict",
+        "--run",
+        "strict",
+        "--checkpoint-dir",
+        runs.to_str().unwrap(),
+    ]);
+    let run = ddpm(&strict);
+    assert!(!run.status.success());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.lines().last().unwrap().contains("cannot decode") && stderr.contains("broken.png"),
+        "{stderr}"
+    );
+}

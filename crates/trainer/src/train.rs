@@ -46,6 +46,8 @@ pub struct TrainOptions {
     pub stop: Arc<AtomicBool>,
     /// Show a progress bar when stderr is a terminal (log lines otherwise).
     pub progress_bar: bool,
+    /// Fail on an undecodable training image instead of skipping it with a warning.
+    pub strict_data: bool,
     /// A failure to inject, for tests of the failure paths.
     pub fault: Option<Fault>,
 }
@@ -58,6 +60,7 @@ impl TrainOptions {
             resume: None,
             stop: Arc::new(AtomicBool::new(false)),
             progress_bar: true,
+            strict_data: false,
             fault: None,
         }
     }
@@ -99,7 +102,7 @@ pub fn train<B: AutodiffBackend>(
     let load = ImageFolderOptions {
         image_size: config.image_size,
         channels,
-        strict: false,
+        strict: options.strict_data,
     };
     let (store, report) = source.load(&load)?;
     if let Some(summary) = report.and_then(|r| r.skipped_summary()) {

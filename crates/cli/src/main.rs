@@ -2,7 +2,9 @@
 
 mod backend;
 mod diffuse;
+mod sample;
 mod train;
+mod weights;
 
 use std::process::ExitCode;
 
@@ -20,6 +22,14 @@ struct Cli {
 enum Command {
     /// Train a noise predictor (default: the cpu-demo recipe on the bundled MNIST digits).
     Train(train::TrainArgs),
+    /// Sample pictures from a checkpoint (DDPM ancestral sampling), or the reverse-process strip.
+    Sample(sample::SampleArgs),
+    /// Show what a checkpoint holds: recipe, step, parameters, EMA.
+    Info(weights::InfoArgs),
+    /// Import the seed's PyTorch checkpoint (`<epoch>unet-best.pth`) as a checkpoint.
+    Import(weights::ImportArgs),
+    /// Export a checkpoint's weights for PyTorch (safetensors).
+    Export(weights::ExportArgs),
     /// Picture the forward process: one image, noised further and further, as a PNG strip.
     Diffuse(diffuse::DiffuseArgs),
 }
@@ -36,6 +46,10 @@ fn main() -> ExitCode {
         .init();
     let result = match &cli.command {
         Command::Train(args) => train::run(args),
+        Command::Sample(args) => sample::run(args),
+        Command::Info(args) => weights::info(args),
+        Command::Import(args) => weights::import(args),
+        Command::Export(args) => weights::export(args),
         Command::Diffuse(args) => diffuse::run(args),
     };
     match result {

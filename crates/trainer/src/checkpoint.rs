@@ -30,8 +30,8 @@ pub struct CheckpointState {
     pub step: u64,
     /// Epoch the next step belongs to.
     pub epoch: u64,
-    /// Smoothed training loss when saved.
-    pub loss: f64,
+    /// Smoothed training loss when saved (None for imported weights).
+    pub loss: Option<f64>,
     /// The random state: every step reseeds the backend from `(seed, step)`, so the seed and the
     /// step are all of it.
     pub rng_seed: u64,
@@ -140,12 +140,10 @@ impl Save<'_> {
         index.latest = Some(name.clone());
         index.kept.retain(|kept| kept != &name);
         index.kept.push(name.clone());
-        if index
-            .best
-            .as_ref()
-            .is_none_or(|(_, loss)| self.state.loss < *loss)
+        if let Some(loss) = self.state.loss
+            && index.best.as_ref().is_none_or(|(_, best)| loss < *best)
         {
-            index.best = Some((name, self.state.loss));
+            index.best = Some((name, loss));
         }
         let best = index.best.as_ref().map(|(best, _)| best.clone());
         let excess = index.kept.len().saturating_sub(self.keep_last.max(1));

@@ -151,7 +151,10 @@ pub fn train<B: AutodiffBackend>(
         let state = read_state(&checkpoint)?;
         check_compatible(&state.config, config, &checkpoint)?;
         model = model.load_record(load_record::<B, _>(&checkpoint, "model.mpk", device)?);
-        optim = optim.load_record(load_record::<B, _>(&checkpoint, "optimizer.mpk", device)?);
+        // An imported checkpoint has no optimiser state: Adam then starts afresh.
+        if checkpoint.join("optimizer.mpk").is_file() {
+            optim = optim.load_record(load_record::<B, _>(&checkpoint, "optimizer.mpk", device)?);
+        }
         if let Some(ema_model) = ema.take() {
             ema = Some(ema_model.load_record(load_record::<B::InnerBackend, _>(
                 &checkpoint,
@@ -160,7 +163,7 @@ pub fn train<B: AutodiffBackend>(
             )?));
         }
         step = state.step;
-        smoothed = Some(state.loss);
+        smoothed = state.loss;
         last_checkpoint = Some(checkpoint);
     }
 
@@ -239,7 +242,7 @@ pub fn train<B: AutodiffBackend>(
                 let state = CheckpointState {
                     step,
                     epoch: step / per_epoch,
-                    loss: smooth,
+                    loss: Some(smooth),
                     rng_seed: config.seed,
                     config: config.clone(),
                 };

@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::Backend;
 use burn_store::{
-    ApplyError, ApplyResult, BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter,
-    PytorchStore, SafetensorsStore,
+    ApplyError, ApplyResult, BurnToPyTorchAdapter, ModuleSnapshot, ModuleStore,
+    PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
 };
 
-use crate::{DdpmUnet, SimpleUnet, WeightsError};
+use crate::{DdpmUnet, SimpleUnet, SimpleUnetConfig, WeightsError};
 
 /// How one model's burn paths and its reference PyTorch keys differ: pairs of key prefixes
 /// (PyTorch, burn).
@@ -61,6 +61,34 @@ impl<B: Backend> SimpleUnet<B> {
     /// `safetensors.torch.save_file(model.state_dict())` for the seed's module.
     pub fn load_safetensors(self, path: &Path) -> Result<Self, WeightsError> {
         load_safetensors(self, path, &SEED_LAYOUT)
+    }
+}
+
+impl SimpleUnetConfig {
+    /// The config of the SimpleUnet a seed checkpoint holds, read from its tensor shapes:
+    /// `conv0.weight` is `[c0, image_channels, 3, 3]`, `downs.i.conv1.weight` is
+    /// `[c_{i+1}, c_i, 3, 3]`, `time_mlp.1.weight` is `[dim, dim]`.
+    pub fn from_seed_checkpoint(path: &Path) -> Result<Self, WeightsError> {
+        let mut store = PytorchStore::from_file(path).map_indices_contiguous(false);
+        let snapshots = store.get_all_snapshots().map_err(|e| read_error(path, e))?;
+        let shape = |key: &str| -> Result<Vec<usize>, WeightsError> {
+            snapshots
+                .get(key)
+                .map(|t| t.shape.as_slice().to_vec())
+                .ok_or_else(|| WeightsError::MissingKey {
+                    path: path.to_path_buf(),
+                    key: key.to_string(),
+                })
+        };
+        let conv0 = shape("conv0.weight")?;
+        let mut channels = vec![conv0[0]];
+        while let Ok(conv1) = shape(&format!("downs.{}.conv1.weight", channels.len() - 1)) {
+            channels.push(conv1[0]);
+        }
+        Ok(SimpleUnetConfig::new()
+            .with_image_channels(conv0[1])
+            .with_channels(channels)
+            .with_time_embedding_dim(shape("time_mlp.1.weight")?[0]))
     }
 }
 

@@ -341,3 +341,17 @@ fn full_size_seed_checkpoint_matches_pytorch_when_torch_is_installed() {
     println!("full SimpleUnet (62,438,883 params), .pth import: relative error {error:e}");
     assert!(error <= 1e-4, "relative error {error}");
 }
+
+#[test]
+fn the_config_is_read_from_a_seed_checkpoint() {
+    let fixture = load_json(&fixtures().join("seed_small.json"));
+    let config =
+        SimpleUnetConfig::from_seed_checkpoint(&fixtures().join("seed_small.pth")).unwrap();
+    assert_eq!(config, config_of(&fixture));
+    let err =
+        SimpleUnetConfig::from_seed_checkpoint(&fixtures().join("ddpm_small.pth")).unwrap_err();
+    assert!(
+        err.to_string().contains("missing tensor 'conv0.weight'"),
+        "{err}"
+    );
+}

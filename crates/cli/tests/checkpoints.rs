@@ -1,59 +1,17 @@
 //! `ddpm sample`, `info`, `import` and `export` end to end on ndarray.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
 
 use burn::tensor::{Int, Tensor, TensorData};
 use burn_ndarray::NdArray;
-use ddpm_trainer::{Preset, TrainConfig};
-use ddpm_unet::{DenoiserConfig, SimpleUnetConfig};
+use common::{ddpm, ok, text, tiny_recipe};
+use ddpm_unet::SimpleUnetConfig;
 
-fn ddpm(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ddpm"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn ok(args: &[&str]) -> String {
-    let run = ddpm(args);
-    assert!(run.status.success(), "{args:?}: {}", text(&run));
-    text(&run)
-}
-
-/// Trains a tiny model for 4 steps on real MNIST digits; returns the run folder.
+/// Trains the tiny recipe for 4 steps on ndarray; returns the run folder.
 fn tiny_run(dir: &Path) -> String {
-    let mnist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/mnist");
-    let data = dir.join("digits");
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::copy(
-        mnist.join("t10k-images-idx3-ubyte.gz"),
-        data.join("t10k-images-idx3-ubyte.gz"),
-    )
-    .unwrap();
-    let config = TrainConfig {
-        model: DenoiserConfig::SimpleUnet(
-            SimpleUnetConfig::new()
-                .with_image_channels(1)
-                .with_channels(vec![4, 8]),
-        ),
-        data: Some(data),
-        image_size: 8,
-        batch_size: 8,
-        steps: 4,
-        sample_every: 0,
-        ..TrainConfig::preset(Preset::CpuDemo)
-    };
-    let recipe = dir.join("tiny.json");
-    std::fs::write(&recipe, serde_json::to_string(&config).unwrap()).unwrap();
+    let recipe = tiny_recipe(dir);
     let runs = dir.join("runs");
     ok(&[
         "train",

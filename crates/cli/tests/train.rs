@@ -1,56 +1,10 @@
 //! `ddpm train` end to end with tiny recipes, on the real MNIST digits in ../shared/datasets.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-use ddpm_trainer::{Preset, TrainConfig};
-use ddpm_unet::{DenoiserConfig, SimpleUnetConfig};
+use std::path::Path;
 
-fn ddpm(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ddpm"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-/// A recipe small enough for a few steps in a test: 8 px digits, a two-level SimpleUnet.
-fn tiny_recipe(dir: &Path) -> PathBuf {
-    let mnist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/mnist");
-    let data = dir.join("digits");
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::copy(
-        mnist.join("t10k-images-idx3-ubyte.gz"),
-        data.join("t10k-images-idx3-ubyte.gz"),
-    )
-    .unwrap();
-    let config = TrainConfig {
-        model: DenoiserConfig::SimpleUnet(
-            SimpleUnetConfig::new()
-                .with_image_channels(1)
-                .with_channels(vec![4, 8]),
-        ),
-        data: Some(data),
-        image_size: 8,
-        batch_size: 8,
-        steps: 4,
-        sample_every: 4,
-        sample_count: 4,
-        checkpoint_every: 2,
-        log_every: 1,
-        ..TrainConfig::preset(Preset::CpuDemo)
-    };
-    let path = dir.join("tiny.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
-    path
-}
+use common::{ddpm, text, tiny_recipe};
 
 #[test]
 fn trains_then_refuses_to_overwrite_then_resumes() {

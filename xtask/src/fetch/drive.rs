@@ -1,27 +1,13 @@
 //! Google Drive downloads: large files first answer with an HTML page asking to confirm.
 
 use std::io::Read;
-use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use regex::Regex;
 
-use super::{Checksum, download};
-
-/// Downloads a Drive file, following the large-file confirmation page when Drive sends one.
-pub fn fetch(
-    agent: &ureq::Agent,
-    url: &str,
-    dest: &Path,
-    checksum: Option<&Checksum>,
-) -> Result<()> {
-    if dest.exists() {
-        if let Some(c) = checksum {
-            c.verify(dest, &dest.display().to_string())?;
-        }
-        return Ok(());
-    }
-    println!("downloading {url}");
+/// The URL that serves a Drive file's bytes: `url` itself, or, when Drive answers with its
+/// large-file confirmation page, the link that page leads to.
+pub fn file_url(agent: &ureq::Agent, url: &str) -> Result<String> {
     let response = agent
         .get(url)
         .call()
@@ -35,24 +21,18 @@ pub fn fetch(
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/html"));
-    let file_url = if is_html {
-        let mut page = String::new();
-        response
-            .into_body()
-            .into_reader()
-            .take(4 << 20)
-            .read_to_string(&mut page)?;
-        confirm_url(&page, url).with_context(|| {
-            format!("{url} sent a web page without a download link (is the file shared publicly?)")
-        })?
-    } else {
-        url.to_string()
-    };
-    let sha256 = download(agent, &file_url, dest, checksum)?;
-    if checksum.is_none() {
-        println!("  sha256 {sha256} (pass --sha256 to verify next time)");
+    if !is_html {
+        return Ok(url.to_string());
     }
-    Ok(())
+    let mut page = String::new();
+    response
+        .into_body()
+        .into_reader()
+        .take(4 << 20)
+        .read_to_string(&mut page)?;
+    confirm_url(&page, url).with_context(|| {
+        format!("{url} sent a web page without a download link (is the file shared publicly?)")
+    })
 }
 
 /// The download URL in Drive's confirmation page: its form (action plus hidden inputs), or a

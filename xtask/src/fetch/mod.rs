@@ -151,7 +151,12 @@ pub fn run(args: &FetchArgs, workspace: &Path) -> Result<()> {
                 args.mirror.as_deref().unwrap_or(DRIVE_URL)
             );
             let archive = downloads.join("seed-dataset");
-            drive::fetch(&agent, &url, &archive, sha256.as_ref())?;
+            let file_url = if archive.exists() {
+                url
+            } else {
+                drive::file_url(&agent, &url)?
+            };
+            fetch_once(&agent, &file_url, &archive, sha256.as_ref())?;
             unpack(&archive, staging.path())?;
         }
         DatasetName::Url => {

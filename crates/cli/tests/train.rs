@@ -178,3 +178,56 @@ fn corrupt_images_are_skipped_with_a_warning_or_fatal_with_strict() {
         "{stderr}"
     );
 }
+
+#[test]
+fn ctrl_c_saves_a_checkpoint_and_says_how_to_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = tiny_recipe(dir.path());
+    let runs = dir.path().join("runs");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ddpm"))
+        .args([
+            "train",
+            "--config",
+            recipe.to_str().unwrap(),
+            "--steps",
+            "1000000",
+            "--backend",
+            "ndarray",
+        ])
+        .args(["--run", "long", "--checkpoint-dir", runs.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until training has written its first metrics, then interrupt it like Ctrl-C does.
+    let metrics = runs.join("long/metrics.jsonl");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::metadata(&metrics).map_or(true, |m| m.len() == 0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "training did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+    assert!(status.success(), "exit {status}: {stdout}");
+    assert!(
+        stdout.contains("interrupted at step")
+            && stdout.contains("resume with: ddpm train --resume"),
+        "{stdout}"
+    );
+    let index = ddpm_trainer::RunIndex::read(&runs.join("long")).unwrap();
+    let latest = index
+        .latest
+        .expect("a checkpoint was saved on interruption");
+    assert!(runs.join("long").join(&latest).join("model.mpk").is_file());
+    let step: u64 = latest.trim_start_matches("step-").parse().unwrap();
+    assert!(step >= 1 && step < 1_000_000, "{latest}");
+}

@@ -6,6 +6,14 @@ use ddpm_schedule::{BetaSchedule, NoiseScheduleConfig, PredictionTarget};
 
 type B = NdArray<f32>;
 
+/// burn-ndarray's random generator is global to the process, and the test harness runs tests on
+/// parallel threads: tests that seed it take turns.
+static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn exclusive_rng() -> std::sync::MutexGuard<'static, ()> {
+    RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn values<const D: usize>(tensor: Tensor<B, D>) -> Vec<f32> {
     tensor.into_data().to_vec::<f32>().unwrap()
 }
@@ -24,6 +32,7 @@ fn ramp(n: usize, pixels: usize) -> Vec<f32> {
 
 #[test]
 fn q_sample_with_noise_is_the_closed_form() {
+    let _rng = exclusive_rng();
     let device = Default::default();
     let schedule = NoiseScheduleConfig::new().init().unwrap();
     let forward = schedule.forward_process::<B>(&device);
@@ -51,6 +60,7 @@ fn q_sample_with_noise_is_the_closed_form() {
 
 #[test]
 fn q_sample_statistics_match_the_marginal() {
+    let _rng = exclusive_rng();
     let device = Default::default();
     B::seed(&device, 7);
     let schedule = NoiseScheduleConfig::new()
@@ -100,6 +110,7 @@ fn q_sample_statistics_match_the_marginal() {
 
 #[test]
 fn same_seed_same_noise() {
+    let _rng = exclusive_rng();
     let device = Default::default();
     let forward = NoiseScheduleConfig::new()
         .init()
@@ -115,6 +126,7 @@ fn same_seed_same_noise() {
 
 #[test]
 fn sampled_timesteps_cover_the_range() {
+    let _rng = exclusive_rng();
     let device = Default::default();
     B::seed(&device, 1);
     let forward = NoiseScheduleConfig::new()
@@ -137,6 +149,7 @@ fn sampled_timesteps_cover_the_range() {
 
 #[test]
 fn target_conversions_round_trip() {
+    let _rng = exclusive_rng();
     let device = Default::default();
     B::seed(&device, 3);
     let schedule = NoiseScheduleConfig::new()

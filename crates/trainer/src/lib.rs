@@ -6,6 +6,9 @@
 //! burn's Adam with warm-up and gradient clipping, an EMA copy of the weights, sample grids from
 //! the ancestral sampler, JSONL metrics, and atomic checkpoints that resume exactly: every random
 //! draw of step `k` comes from `(seed, k)`, and each epoch's data order from `(seed, epoch)`.
+//!
+//! Reproducibility assumes one run per process: Burn's CPU backends keep one random generator
+//! for the whole process, so two runs on parallel threads would draw from each other's stream.
 
 mod checkpoint;
 mod config;

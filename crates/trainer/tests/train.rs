@@ -15,6 +15,14 @@ use ddpm_unet::{Denoiser, DenoiserConfig, SimpleUnetConfig};
 
 type B = Autodiff<NdArray<f32>>;
 
+/// burn-ndarray's random generator is global to the process, and the test harness runs tests on
+/// parallel threads: runs that must be reproducible take turns.
+static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn exclusive_rng() -> std::sync::MutexGuard<'static, ()> {
+    RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// MNIST's 10,000 test digits, copied from the shared datasets into a fresh folder.
 fn mnist_digits() -> tempfile::TempDir {
     let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/mnist");
@@ -106,6 +114,7 @@ fn weights(checkpoint: &Path, file: &str, config: &TrainConfig) -> Vec<(String, 
 
 #[test]
 fn loss_falls_on_real_mnist_digits() {
+    let _rng = exclusive_rng();
     let data = mnist_digits();
     let run = tempfile::tempdir().unwrap();
     let mut config = tiny_config(data.path(), 120);
@@ -138,6 +147,7 @@ fn loss_falls_on_real_mnist_digits() {
 
 #[test]
 fn resume_is_bit_exact() {
+    let _rng = exclusive_rng();
     // One run of 8 steps; another of 4, resumed for 4 more. With 80 digits an epoch is 5 batches,
     // so the runs cross an epoch boundary (new shuffle) after the resume point.
     let data = mnist_subset(80);
@@ -175,6 +185,7 @@ fn resume_is_bit_exact() {
 
 #[test]
 fn a_crash_between_write_and_rename_leaves_the_last_good_checkpoint() {
+    let _rng = exclusive_rng();
     let data = mnist_digits();
     let run = tempfile::tempdir().unwrap();
     let config = TrainConfig {
@@ -216,6 +227,7 @@ fn a_crash_between_write_and_rename_leaves_the_last_good_checkpoint() {
 
 #[test]
 fn a_nan_loss_stops_the_run_and_keeps_the_last_checkpoint() {
+    let _rng = exclusive_rng();
     let data = mnist_digits();
     let run = tempfile::tempdir().unwrap();
     let config = TrainConfig {
@@ -244,6 +256,7 @@ fn a_nan_loss_stops_the_run_and_keeps_the_last_checkpoint() {
 
 #[test]
 fn a_checkpoint_of_another_model_is_refused() {
+    let _rng = exclusive_rng();
     let data = mnist_digits();
     let run = tempfile::tempdir().unwrap();
     let config = tiny_config(data.path(), 2);
@@ -275,6 +288,7 @@ fn a_checkpoint_of_another_model_is_refused() {
 
 #[test]
 fn old_checkpoints_are_pruned_but_the_best_is_kept() {
+    let _rng = exclusive_rng();
     let data = mnist_digits();
     let run = tempfile::tempdir().unwrap();
     let config = TrainConfig {
@@ -303,6 +317,7 @@ fn old_checkpoints_are_pruned_but_the_best_is_kept() {
 
 #[test]
 fn configs_round_trip_and_bad_ones_are_refused() {
+    let _rng = exclusive_rng();
     let config = TrainConfig::preset(ddpm_trainer::Preset::DdpmCifar10);
     let json = serde_json::to_string_pretty(&config).unwrap();
     assert_eq!(serde_json::from_str::<TrainConfig>(&json).unwrap(), config);

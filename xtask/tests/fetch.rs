@@ -112,6 +112,20 @@ impl Drop for Server {
     }
 }
 
+/// CIFAR-10's class names in label order, as the binary release numbers them.
+const CLASSES: [&str; 10] = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+];
+
 fn mnist_files() -> HashMap<String, (Vec<u8>, &'static str)> {
     [
         "train-images-idx3-ubyte.gz",
@@ -365,18 +379,6 @@ fn no_network_is_a_clear_error() {
 /// records in each of the five training batches and the test batch. Returns the archive and the
 /// source images (label, pixels) in record order.
 fn small_cifar_archive(per_batch: usize) -> (Vec<u8>, Vec<(u8, image::RgbImage)>) {
-    let classes = [
-        "airplane",
-        "automobile",
-        "bird",
-        "cat",
-        "deer",
-        "dog",
-        "frog",
-        "horse",
-        "ship",
-        "truck",
-    ];
     let file = std::fs::File::open(shared().join("cifar10-jpg.tar.gz")).unwrap();
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
     let mut sources = Vec::new();
@@ -394,7 +396,7 @@ fn small_cifar_archive(per_batch: usize) -> (Vec<u8>, Vec<(u8, image::RgbImage)>
             .to_str()
             .unwrap()
             .to_string();
-        let label = classes.iter().position(|c| *c == class).unwrap() as u8;
+        let label = CLASSES.iter().position(|c| *c == class).unwrap() as u8;
         if sources.iter().filter(|(l, _)| *l == label).count() > 6 * per_batch / 10 {
             continue;
         }
@@ -484,28 +486,16 @@ fn cifar10_binary_archive_becomes_class_folders_of_pngs() {
     let test = ddpm_dataset::list_images(&root.join("test")).unwrap();
     assert_eq!((train.len(), test.len()), (15, 3));
     // Record 4 of the training set (second batch, first record) is the fourth source image.
-    let classes = [
-        "airplane",
-        "automobile",
-        "bird",
-        "cat",
-        "deer",
-        "dog",
-        "frog",
-        "horse",
-        "ship",
-        "truck",
-    ];
     let (label, pixels) = &sources[3];
     let png = root
         .join("train")
-        .join(classes[*label as usize])
+        .join(CLASSES[*label as usize])
         .join("00003.png");
     assert_eq!(&image::open(&png).unwrap().to_rgb8(), pixels);
     let (label, pixels) = &sources[15];
     let png = root
         .join("test")
-        .join(classes[*label as usize])
+        .join(CLASSES[*label as usize])
         .join("00000.png");
     assert_eq!(&image::open(&png).unwrap().to_rgb8(), pixels);
 }

@@ -1,6 +1,6 @@
 //! DDPM ancestral sampling (Ho et al. 2020), the seed's reverse process.
 
-use burn::tensor::{Distribution, Int, Tensor, TensorData, backend::Backend};
+use burn::tensor::{Distribution, Int, Tensor, backend::Backend};
 
 use crate::{ForwardProcess, NoiseSchedule, PredictionTarget};
 
@@ -52,11 +52,19 @@ impl<B: Backend> DdpmSampler<B> {
 
     /// One reverse step of the batch `x_t`, all at timestep `t`, given the model's output.
     pub fn step(&self, output: Tensor<B, 4>, t: usize, x_t: Tensor<B, 4>) -> Tensor<B, 4> {
+        let t_batch = timestep_batch::<B>(t, x_t.dims()[0], &x_t.device());
+        self.step_with(output, t, t_batch, x_t)
+    }
+
+    /// [`step`](Self::step) with the batch's timestep tensor already on the device.
+    fn step_with(
+        &self,
+        output: Tensor<B, 4>,
+        t: usize,
+        t_batch: Tensor<B, 1, Int>,
+        x_t: Tensor<B, 4>,
+    ) -> Tensor<B, 4> {
         let s = &self.schedule;
-        let n = x_t.dims()[0];
-        let device = x_t.device();
-        let t_batch =
-            Tensor::<B, 1, Int>::from_data(TensorData::new(vec![t as i64; n], [n]), &device);
         let (x0, noise) =
             self.forward
                 .split_prediction(self.prediction, x_t.clone(), output, t_batch);
@@ -95,12 +103,16 @@ impl<B: Backend> DdpmSampler<B> {
             if snapshots > 1 && (total - 1 - t).is_multiple_of(keep_every) {
                 kept.push(x.clone());
             }
-            let t_batch =
-                Tensor::<B, 1, Int>::from_data(TensorData::new(vec![t as i64; n], [n]), device);
-            let output = model(x.clone(), t_batch);
-            x = self.step(output, t, x);
+            let t_batch = timestep_batch::<B>(t, n, device);
+            let output = model(x.clone(), t_batch.clone());
+            x = self.step_with(output, t, t_batch, x);
         }
         kept.push(x);
         kept
     }
+}
+
+/// `[t; n]`, filled on the device (no host upload per step).
+fn timestep_batch<B: Backend>(t: usize, n: usize, device: &B::Device) -> Tensor<B, 1, Int> {
+    Tensor::full([n], t as i64, device)
 }

@@ -145,20 +145,18 @@ impl Save<'_> {
         {
             index.best = Some((name, loss));
         }
+        // Keep the newest `keep_last` and the best; delete the rest.
         let best = index.best.as_ref().map(|(best, _)| best.clone());
-        let excess = index.kept.len().saturating_sub(self.keep_last.max(1));
-        let (old, recent): (Vec<String>, Vec<String>) = {
-            let (old, recent) = index.kept.split_at(excess);
-            (old.to_vec(), recent.to_vec())
-        };
-        index.kept = recent;
-        for name in old {
-            if Some(&name) == best.as_ref() {
-                index.kept.insert(0, name);
-                continue;
+        let newest = index.kept.len().saturating_sub(self.keep_last.max(1));
+        let mut kept = Vec::with_capacity(index.kept.len());
+        for (i, name) in index.kept.drain(..).enumerate() {
+            if i >= newest || Some(&name) == best.as_ref() {
+                kept.push(name);
+            } else {
+                let _ = std::fs::remove_dir_all(self.run_dir.join(&name));
             }
-            let _ = std::fs::remove_dir_all(self.run_dir.join(&name));
         }
+        index.kept = kept;
         index.write(self.run_dir)?;
         Ok(target)
     }

@@ -1,6 +1,7 @@
 //! `cargo xtask <command>`: project chores that are not part of the library: dataset
-//! downloads and test fixtures.
+//! downloads, test fixtures and the benchmark against PyTorch.
 
+mod bench;
 mod fetch;
 mod python;
 
@@ -24,6 +25,8 @@ enum Command {
     /// Regenerate the committed PyTorch/diffusers test fixtures. Makes a local venv (.venv) with
     /// torch and diffusers from PyPI the first time.
     Fixtures,
+    /// Our training and sampling throughput against PyTorch's, same model, batch and threads.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -31,6 +34,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::FetchData(args) => fetch::run(&args, &workspace_root()),
         Command::Fixtures => fixtures(),
+        Command::Bench(args) => bench::run(&args, &workspace_root()),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -41,17 +45,24 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// The workspace root (xtask lives one level below it).
+/// The workspace root (xtask lives one level below it). A copied xtask binary run elsewhere (the
+/// GPU machine) takes the current folder when the compiled-in root is not there.
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let built = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("xtask is inside the workspace")
-        .to_path_buf()
+        .to_path_buf();
+    if built.join("Cargo.toml").is_file() {
+        built
+    } else {
+        std::env::current_dir().unwrap_or(built)
+    }
 }
 
 /// Scripts in `xtask/scripts/` that write the committed test fixtures.
 const FIXTURE_SCRIPTS: &[&str] = &[
     "schedule_fixture.py",
+    "sampler_fixture.py",
     "simple_unet_fixture.py",
     "ddpm_unet_fixture.py",
 ];

@@ -1,6 +1,7 @@
 //! `ddpm`: train, sample and inspect DDPM image generators. Thin glue over the library crates.
 
 mod backend;
+mod bench;
 mod diffuse;
 mod sample;
 mod train;
@@ -32,13 +33,17 @@ enum Command {
     Export(weights::ExportArgs),
     /// Picture the forward process: one image, noised further and further, as a PNG strip.
     Diffuse(diffuse::DiffuseArgs),
+    /// Time one training or sampling step (one JSON line; `cargo xtask bench` compares PyTorch).
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            // cubecl logs a warning for a failed device task; the CUDA probe reports it itself.
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,cubecl_common::device::handle::channel=error".into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -51,6 +56,7 @@ fn main() -> ExitCode {
         Command::Import(args) => weights::import(args),
         Command::Export(args) => weights::export(args),
         Command::Diffuse(args) => diffuse::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

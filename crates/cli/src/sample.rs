@@ -4,19 +4,20 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use burn::tensor::backend::Backend;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use ddpm_dataset::picture::{save_png, tensor_to_images, tile};
-use ddpm_schedule::{DdpmSampler, VarianceKind};
-use ddpm_trainer::load_model;
+use ddpm_schedule::{DdimConfig, DdpmConfig, Sampler, TimestepSpacing, VarianceKind};
+use ddpm_trainer::{load_model, resolve_checkpoint};
 use ddpm_unet::NoisePredictor;
 
-use crate::backend::BackendChoice;
+use crate::backend::{BackendChoice, select};
 use crate::with_backend;
 
 /// Arguments of `ddpm sample`.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  ddpm sample --checkpoint checkpoint/cpu-demo -n 64 --out grid.png\n  \
+ddpm sample --checkpoint checkpoint/cpu-demo --sampler ddim --steps 50 --eta 0\n  \
 ddpm sample --checkpoint checkpoint/cpu-demo/step-002000 --strip --out reverse.png\n  \
 ddpm sample --checkpoint checkpoint/cpu-demo --out-dir samples/ --no-ema"
 )]
@@ -45,34 +46,85 @@ pub struct SampleArgs {
     /// Write the reverse process of the first image instead: ~10 snapshots from noise to image.
     #[arg(long)]
     strip: bool,
-    /// Reverse-step variance: the posterior's ("small", the seed) or beta ("large", Ho et al.).
+    /// ddpm: all T ancestral steps (the seed); ddim: --steps deterministic steps (--eta 0).
+    #[arg(long, value_enum, default_value_t = SamplerKind::Ddpm)]
+    sampler: SamplerKind,
+    /// Number of DDIM steps (default 50, at most the schedule's T).
+    #[arg(long)]
+    steps: Option<usize>,
+    /// DDIM noise share: 0 deterministic, 1 as much noise as DDPM.
+    #[arg(long, default_value_t = 0.0)]
+    eta: f64,
+    /// How DDIM spreads its steps over the schedule (diffusers' names).
+    #[arg(long, default_value = "leading", value_parser = ["linspace", "leading", "trailing"])]
+    spacing: String,
+    /// DDPM reverse-step variance: the posterior's ("small", the seed) or beta ("large", Ho et al.).
     #[arg(long, default_value = "small", value_parser = ["small", "large"])]
     variance: String,
-    /// CPU backend.
-    #[arg(long, default_value_t = BackendChoice::Flex)]
-    backend: BackendChoice,
+    /// Do not clip the predicted clean image to [-1, 1] at each step.
+    #[arg(long)]
+    no_clip: bool,
+    /// Backend (default: cuda when a CUDA device is usable, else flex).
+    #[arg(long)]
+    backend: Option<BackendChoice>,
+    /// The GPU to use with the cuda backend.
+    #[arg(long, default_value_t = 0)]
+    device: usize,
 }
 
-/// Samples a batch with the seed's ancestral sampler and writes the pictures.
+/// The reverse process to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SamplerKind {
+    /// DDPM ancestral sampling over every timestep.
+    Ddpm,
+    /// DDIM (Song et al. 2021) over a few timesteps.
+    Ddim,
+}
+
+/// Samples a batch and writes the pictures.
 pub fn run(args: &SampleArgs) -> anyhow::Result<()> {
     if args.count == 0 {
         bail!("-n must be at least 1");
     }
-    with_backend!(args.backend, B => sample::<B>(args))
+    if args.sampler == SamplerKind::Ddpm && (args.steps.is_some() || args.eta != 0.0) {
+        bail!("--steps and --eta are DDIM settings; add --sampler ddim (DDPM runs all T steps)");
+    }
+    // A wrong path or file is reported before any device is probed.
+    ddpm_trainer::read_state(&resolve_checkpoint(&args.checkpoint)?)?;
+    let selected = select(args.backend, args.device)?;
+    with_backend!(selected, B, device => sample::<B>(args, &device))
 }
 
-fn sample<B: Backend>(args: &SampleArgs) -> anyhow::Result<()> {
-    let device = Default::default();
-    let loaded = load_model::<B>(&args.checkpoint, !args.no_ema, &device)?;
+fn sample<B: Backend>(args: &SampleArgs, device: &B::Device) -> anyhow::Result<()> {
+    let loaded = load_model::<B>(&args.checkpoint, !args.no_ema, device)?;
     let config = &loaded.state.config;
     let schedule = config.schedule.init()?;
-    let variance = if args.variance == "large" {
-        VarianceKind::FixedLarge
-    } else {
-        VarianceKind::FixedSmall
+    let sampler: Box<dyn Sampler<B>> = match args.sampler {
+        SamplerKind::Ddpm => {
+            let variance = if args.variance == "large" {
+                VarianceKind::FixedLarge
+            } else {
+                VarianceKind::FixedSmall
+            };
+            let ddpm = DdpmConfig::new()
+                .with_variance(variance)
+                .with_clip_sample(!args.no_clip);
+            Box::new(ddpm.init(&schedule, config.prediction))
+        }
+        SamplerKind::Ddim => {
+            let spacing: TimestepSpacing = args.spacing.parse().map_err(anyhow::Error::msg)?;
+            let steps = args
+                .steps
+                .unwrap_or_else(|| 50.min(schedule.num_timesteps()));
+            let ddim = DdimConfig::new()
+                .with_num_inference_steps(steps)
+                .with_eta(args.eta)
+                .with_timestep_spacing(spacing)
+                .with_clip_sample(!args.no_clip);
+            Box::new(ddim.init(&schedule, config.prediction)?)
+        }
     };
-    let sampler = DdpmSampler::<B>::new(&schedule, config.prediction, variance, true, &device);
-    B::seed(&device, args.seed);
+    B::seed(device, args.seed);
     let count = if args.strip { 1 } else { args.count };
     let shape = [
         count,
@@ -82,14 +134,19 @@ fn sample<B: Backend>(args: &SampleArgs) -> anyhow::Result<()> {
     ];
     let snapshots = if args.strip { 10 } else { 1 };
     eprintln!(
-        "sampling {count} image(s) of {size}x{size} with {} DDPM steps from {} ({} weights, step {})",
-        schedule.num_timesteps(),
+        "sampling {count} image(s) of {size}x{size} with {steps} {kind} steps from {} ({} weights, step {})",
         loaded.checkpoint.display(),
         if loaded.ema { "EMA" } else { "raw" },
         loaded.state.step,
         size = config.image_size,
+        steps = sampler.timesteps().len(),
+        kind = match args.sampler {
+            SamplerKind::Ddpm => "DDPM",
+            SamplerKind::Ddim => "DDIM",
+        },
     );
-    let mut states = sampler.sample(|x, t| loaded.model.predict(x, t), shape, snapshots, &device);
+    let model = |x, t| loaded.model.predict(x, t);
+    let mut states = ddpm_schedule::sample(&*sampler, model, shape, snapshots, device);
     if args.strip {
         let frames: Vec<_> = states
             .into_iter()

@@ -8,7 +8,7 @@ use burn::backend::Autodiff;
 use clap::Args;
 use ddpm_trainer::{Preset, TrainConfig, TrainOptions, resolve_checkpoint, train};
 
-use crate::backend::BackendChoice;
+use crate::backend::{BackendChoice, select};
 use crate::with_backend;
 
 /// Arguments of `ddpm train`.
@@ -37,9 +37,12 @@ pub struct TrainArgs {
     /// one summary warning).
     #[arg(long)]
     strict: bool,
-    /// CPU backend.
-    #[arg(long, default_value_t = BackendChoice::Flex)]
-    backend: BackendChoice,
+    /// Backend (default: cuda when a CUDA device is usable, else flex).
+    #[arg(long)]
+    backend: Option<BackendChoice>,
+    /// The GPU to use with the cuda backend.
+    #[arg(long, default_value_t = 0)]
+    device: usize,
     /// Seed of every random choice (default: the recipe's).
     #[arg(long)]
     seed: Option<u64>,
@@ -119,9 +122,9 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     })
     .context("cannot install the Ctrl-C handler")?;
 
-    eprintln!("backend: {} (CPU)", args.backend);
-    let report = with_backend!(args.backend, B => {
-        train::<Autodiff<B>>(&config, &options, &Default::default())
+    let selected = select(args.backend, args.device)?;
+    let report = with_backend!(selected, B, device => {
+        train::<Autodiff<B>>(&config, &options, &device)
     })?;
     let checkpoint = report
         .last_checkpoint

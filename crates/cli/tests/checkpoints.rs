@@ -6,26 +6,8 @@ use std::path::Path;
 
 use burn::tensor::{Int, Tensor, TensorData};
 use burn_ndarray::NdArray;
-use common::{ddpm, ok, text, tiny_recipe};
+use common::{ddpm, ok, text, tiny_run};
 use ddpm_unet::SimpleUnetConfig;
-
-/// Trains the tiny recipe for 4 steps on ndarray; returns the run folder.
-fn tiny_run(dir: &Path) -> String {
-    let recipe = tiny_recipe(dir);
-    let runs = dir.join("runs");
-    ok(&[
-        "train",
-        "--config",
-        recipe.to_str().unwrap(),
-        "--backend",
-        "ndarray",
-        "--run",
-        "tiny",
-        "--checkpoint-dir",
-        runs.to_str().unwrap(),
-    ]);
-    runs.join("tiny").display().to_string()
-}
 
 #[test]
 fn sample_info_and_export_a_trained_checkpoint() {

@@ -1,118 +1,99 @@
 //! DDPM ancestral sampling (Ho et al. 2020), the seed's reverse process.
 
-use burn::tensor::{Distribution, Int, Tensor, backend::Backend};
+use burn::config::Config;
+use burn::tensor::{Tensor, backend::Backend};
+use serde::{Deserialize, Serialize};
 
-use crate::{ForwardProcess, NoiseSchedule, PredictionTarget};
+use crate::sampler::split_output;
+use crate::{NoiseSchedule, PredictionTarget, Sampler};
 
 /// The variance of each reverse step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum VarianceKind {
-    /// The posterior variance beta_t (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) (the seed).
+    /// The posterior variance beta_t (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) (the seed;
+    /// diffusers' `fixed_small`).
     #[default]
     FixedSmall,
-    /// beta_t (Ho et al.'s CIFAR-10 choice).
+    /// beta_t (Ho et al.'s CIFAR-10 choice; diffusers' `fixed_large`).
     FixedLarge,
+}
+
+/// Settings of the DDPM ancestral sampler. Defaults: the seed's posterior variance, with the
+/// predicted x0 clipped to [-1, 1] (diffusers' `clip_sample`, on by default there too).
+#[derive(Config, Debug, PartialEq)]
+pub struct DdpmConfig {
+    /// Variance of each reverse step.
+    #[config(default = "VarianceKind::FixedSmall")]
+    pub variance: VarianceKind,
+    /// Clip the predicted x0 to [-1, 1] and step to the posterior mean of the clipped estimate.
+    #[config(default = true)]
+    pub clip_sample: bool,
+}
+
+impl DdpmConfig {
+    /// The sampler for a model trained on `schedule` to predict `prediction`: all T steps.
+    pub fn init(&self, schedule: &NoiseSchedule, prediction: PredictionTarget) -> DdpmSampler {
+        DdpmSampler {
+            schedule: schedule.clone(),
+            timesteps: (0..schedule.num_timesteps()).rev().collect(),
+            prediction,
+            config: self.clone(),
+        }
+    }
 }
 
 /// Reverse steps x_t → x_{t-1} over a whole batch at once:
 /// x_{t-1} = 1/sqrt(alpha_t) · (x_t − beta_t / sqrt(1 − alpha_bar_t) · ε̂) + σ_t z, with no noise
-/// at t = 0. Model outputs of any [`PredictionTarget`] are turned into ε̂ first; with `clip_x0`
-/// the mean is the posterior mean of the clipped x0 estimate instead.
+/// at t = 0. Model outputs of any [`PredictionTarget`] are turned into ε̂ first; with
+/// `clip_sample` the mean is the posterior mean of the clipped x0 estimate instead (as diffusers'
+/// `DDPMScheduler` computes it).
 #[derive(Debug, Clone)]
-pub struct DdpmSampler<B: Backend> {
+pub struct DdpmSampler {
     schedule: NoiseSchedule,
-    forward: ForwardProcess<B>,
+    timesteps: Vec<usize>,
     prediction: PredictionTarget,
-    variance: VarianceKind,
-    clip_x0: bool,
+    config: DdpmConfig,
 }
 
-impl<B: Backend> DdpmSampler<B> {
-    /// A sampler for a model trained on `schedule` to predict `prediction`.
-    pub fn new(
-        schedule: &NoiseSchedule,
-        prediction: PredictionTarget,
-        variance: VarianceKind,
-        clip_x0: bool,
-        device: &B::Device,
-    ) -> Self {
-        Self {
-            forward: schedule.forward_process(device),
-            schedule: schedule.clone(),
-            prediction,
-            variance,
-            clip_x0,
-        }
+impl DdpmSampler {
+    /// The settings it was built with.
+    pub fn config(&self) -> &DdpmConfig {
+        &self.config
+    }
+}
+
+impl<B: Backend> Sampler<B> for DdpmSampler {
+    fn timesteps(&self) -> &[usize] {
+        &self.timesteps
     }
 
-    /// The timesteps of a full reverse pass, T − 1 down to 0.
-    pub fn timesteps(&self) -> impl Iterator<Item = usize> {
-        (0..self.schedule.num_timesteps()).rev()
+    fn is_stochastic(&self, t: usize) -> bool {
+        t > 0
     }
 
-    /// One reverse step of the batch `x_t`, all at timestep `t`, given the model's output.
-    pub fn step(&self, output: Tensor<B, 4>, t: usize, x_t: Tensor<B, 4>) -> Tensor<B, 4> {
-        let t_batch = timestep_batch::<B>(t, x_t.dims()[0], &x_t.device());
-        self.step_with(output, t, t_batch, x_t)
-    }
-
-    /// [`step`](Self::step) with the batch's timestep tensor already on the device.
-    fn step_with(
+    fn step_with_noise(
         &self,
         output: Tensor<B, 4>,
         t: usize,
-        t_batch: Tensor<B, 1, Int>,
         x_t: Tensor<B, 4>,
+        noise: Option<Tensor<B, 4>>,
     ) -> Tensor<B, 4> {
         let s = &self.schedule;
-        let (x0, noise) =
-            self.forward
-                .split_prediction(self.prediction, x_t.clone(), output, t_batch);
-        let mean = if self.clip_x0 {
+        let (x0, eps) = split_output(self.prediction, x_t.clone(), output, s.alphas_cumprod[t]);
+        let mean = if self.config.clip_sample {
             x0.clamp(-1.0, 1.0) * s.posterior_mean_coef_x0[t] + x_t * s.posterior_mean_coef_xt[t]
         } else {
-            let noise_coef = s.betas[t] / s.sqrt_one_minus_alphas_cumprod[t];
-            (x_t - noise * noise_coef) * s.sqrt_recip_alphas[t]
+            let eps_coef = s.betas[t] / s.sqrt_one_minus_alphas_cumprod[t];
+            (x_t - eps * eps_coef) * s.sqrt_recip_alphas[t]
         };
-        if t == 0 {
+        let Some(z) = noise.filter(|_| t > 0) else {
             return mean;
-        }
-        let variance = match self.variance {
+        };
+        let variance = match self.config.variance {
             VarianceKind::FixedSmall => s.posterior_variance[t],
             VarianceKind::FixedLarge => s.betas[t],
         };
-        let z = mean.random_like(Distribution::Normal(0.0, 1.0));
         mean + z * variance.sqrt()
     }
-
-    /// Samples a batch of `shape` from pure noise with `model(x_t, t)`, keeping `snapshots`
-    /// intermediate states (at evenly spaced steps, first the noise, last the result).
-    pub fn sample(
-        &self,
-        model: impl Fn(Tensor<B, 4>, Tensor<B, 1, Int>) -> Tensor<B, 4>,
-        shape: [usize; 4],
-        snapshots: usize,
-        device: &B::Device,
-    ) -> Vec<Tensor<B, 4>> {
-        let n = shape[0];
-        let total = self.schedule.num_timesteps();
-        let mut x = Tensor::<B, 4>::random(shape, Distribution::Normal(0.0, 1.0), device);
-        let keep_every = total.div_ceil(snapshots.max(1)).max(1);
-        let mut kept = Vec::new();
-        for t in self.timesteps() {
-            if snapshots > 1 && (total - 1 - t).is_multiple_of(keep_every) {
-                kept.push(x.clone());
-            }
-            let t_batch = timestep_batch::<B>(t, n, device);
-            let output = model(x.clone(), t_batch.clone());
-            x = self.step_with(output, t, t_batch, x);
-        }
-        kept.push(x);
-        kept
-    }
-}
-
-/// `[t; n]`, filled on the device (no host upload per step).
-fn timestep_batch<B: Backend>(t: usize, n: usize, device: &B::Device) -> Tensor<B, 1, Int> {
-    Tensor::full([n], t as i64, device)
 }

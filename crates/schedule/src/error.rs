@@ -34,4 +34,24 @@ pub enum ScheduleError {
         /// Its beta.
         beta: f64,
     },
+    /// A sampler was asked for no steps, or for more than the schedule has.
+    #[error(
+        "the number of sampling steps must be between 1 and {total} (the schedule's T), got {steps}"
+    )]
+    InferenceSteps {
+        /// The steps asked for.
+        steps: usize,
+        /// The schedule's number of timesteps T.
+        total: usize,
+    },
+    /// A sampler's timestep (after `steps_offset`) falls outside the schedule.
+    #[error(
+        "sampling timestep {t} is outside the schedule's 0..{total} (is steps_offset too large?)"
+    )]
+    TimestepOutOfRange {
+        /// The timestep.
+        t: usize,
+        /// The schedule's number of timesteps T.
+        total: usize,
+    },
 }

@@ -26,4 +26,4 @@ pub use error::TrainError;
 pub use inference::{LoadedModel, load_model, save_model_checkpoint};
 pub use loss::loss;
 pub use progress::MetricsRecord;
-pub use train::{Fault, TrainOptions, TrainReport, train};
+pub use train::{Fault, TrainOptions, TrainReport, batch_loss, optimizer, train};

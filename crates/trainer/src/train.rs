@@ -9,13 +9,13 @@ use burn::module::{AutodiffModule, Module};
 use burn::optim::grad_clipping::GradientClippingConfig;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::record::Recorder;
-use burn::tensor::ElementConversion;
 use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{ElementConversion, Tensor};
 use ddpm_dataset::picture::{save_png, tensor_to_images, tile};
 use ddpm_dataset::{
     Channels, DataSource, ImageFolderOptions, LoaderOptions, epoch_batches, random_horizontal_flip,
 };
-use ddpm_schedule::{DdpmSampler, NoiseSchedule, VarianceKind};
+use ddpm_schedule::{DdpmConfig, ForwardProcess, NoiseSchedule};
 use ddpm_unet::{Denoiser, NoisePredictor};
 
 use crate::checkpoint::{
@@ -133,14 +133,7 @@ pub fn train<B: AutodiffBackend>(
         .model
         .init(device)
         .map_err(|e| TrainError::Config(e.to_string()))?;
-    let clipping = config
-        .optimizer
-        .grad_clip_norm
-        .map(GradientClippingConfig::Norm);
-    let mut optim = AdamConfig::new()
-        .with_epsilon(config.optimizer.epsilon)
-        .with_grad_clipping(clipping)
-        .init::<B, Denoiser<B>>();
+    let mut optim = optimizer::<B>(config);
     let mut ema: Option<Denoiser<B::InnerBackend>> = config.ema.map(|_| model.valid());
     let mut step = 0;
     let mut smoothed: Option<f64> = None;
@@ -194,10 +187,7 @@ pub fn train<B: AutodiffBackend>(
                 x0
             };
             let n = x0.dims()[0];
-            let t = forward.sample_timesteps(n, device);
-            let (x_t, noise) = forward.q_sample(x0.clone(), t.clone());
-            let target = forward.target(config.prediction, x0, noise, t.clone());
-            let step_loss = loss(config.loss, model.predict(x_t, t), target);
+            let step_loss = batch_loss(&model, &forward, config, x0);
             let mut value: f32 = step_loss.clone().into_scalar().elem();
             if options.fault == Some(Fault::NanLossAt(step + 1)) {
                 value = f32::NAN;
@@ -375,6 +365,33 @@ fn save_checkpoint<B: AutodiffBackend, O: Optimizer<Denoiser<B>, B>>(
     })
 }
 
+/// The recipe's optimiser: burn's Adam with its epsilon and gradient clipping.
+pub fn optimizer<B: AutodiffBackend>(config: &TrainConfig) -> impl Optimizer<Denoiser<B>, B> {
+    let clipping = config
+        .optimizer
+        .grad_clip_norm
+        .map(GradientClippingConfig::Norm);
+    AdamConfig::new()
+        .with_epsilon(config.optimizer.epsilon)
+        .with_grad_clipping(clipping)
+        .init::<B, Denoiser<B>>()
+}
+
+/// The training loss of one batch `x0`: timesteps and noise drawn on the device, x0 noised in
+/// closed form, the model's output against the recipe's target.
+pub fn batch_loss<B: Backend>(
+    model: &Denoiser<B>,
+    forward: &ForwardProcess<B>,
+    config: &TrainConfig,
+    x0: Tensor<B, 4>,
+) -> Tensor<B, 1> {
+    let device = x0.device();
+    let t = forward.sample_timesteps(x0.dims()[0], &device);
+    let (x_t, noise) = forward.q_sample(x0.clone(), t.clone());
+    let target = forward.target(config.prediction, x0, noise, t.clone());
+    loss(config.loss, model.predict(x_t, t), target)
+}
+
 /// Samples a grid with the seed's ancestral sampler and writes `samples/step-N.png`. The noise is
 /// the same at every call (seeded from the run's seed), so grids over a run are comparable.
 fn write_samples<B: Backend>(
@@ -386,21 +403,14 @@ fn write_samples<B: Backend>(
     device: &B::Device,
 ) -> Result<PathBuf, TrainError> {
     B::seed(device, config.seed ^ 0x05A3_B1E5);
-    let sampler = DdpmSampler::<B>::new(
-        schedule,
-        config.prediction,
-        VarianceKind::FixedSmall,
-        true,
-        device,
-    );
+    let sampler = DdpmConfig::new().init(schedule, config.prediction);
     let shape = [
         config.sample_count,
         model.image_channels(),
         config.image_size,
         config.image_size,
     ];
-    let images = sampler
-        .sample(|x, t| model.predict(x, t), shape, 1, device)
+    let images = ddpm_schedule::sample(&sampler, |x, t| model.predict(x, t), shape, 1, device)
         .pop()
         .expect("the final state");
     let dir = run_dir.join("samples");

@@ -62,3 +62,21 @@ pub fn tiny_recipe(dir: &Path) -> PathBuf {
     std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
     path
 }
+
+/// Trains the tiny recipe for 4 steps on ndarray; returns the run folder.
+pub fn tiny_run(dir: &Path) -> String {
+    let recipe = tiny_recipe(dir);
+    let runs = dir.join("runs");
+    ok(&[
+        "train",
+        "--config",
+        recipe.to_str().unwrap(),
+        "--backend",
+        "ndarray",
+        "--run",
+        "tiny",
+        "--checkpoint-dir",
+        runs.to_str().unwrap(),
+    ]);
+    runs.join("tiny").display().to_string()
+}

@@ -63,7 +63,10 @@ def run_case(case):
             x = scheduler.step(output, t, x, generator=g).prev_sample
             noises.append(f32_list(noise) if t > 0 else None)
         else:
-            x = scheduler.step(output, t, x, eta=case["eta"], variance_noise=noise).prev_sample
+            x = scheduler.step(
+                output, t, x, eta=case["eta"], variance_noise=noise,
+                use_clipped_model_output=case.get("use_clipped_model_output", False),
+            ).prev_sample
             noises.append(f32_list(noise) if case["eta"] > 0 else None)
         states.append(f32_list(x))
     return dict(case, timesteps=scheduler.timesteps.tolist(), states=states, noises=noises)
@@ -84,6 +87,8 @@ def cases():
              timestep_spacing="linspace", set_alpha_to_one=True, clip_sample=True),
         dict(ddim, seed=7, beta_schedule="linear", prediction="sample", num_inference_steps=10, eta=0.0,
              timestep_spacing="leading", set_alpha_to_one=False, clip_sample=False, steps_offset=1),
+        dict(ddim, seed=8, beta_schedule="cosine", prediction="epsilon", num_inference_steps=25, eta=0.3,
+             timestep_spacing="trailing", set_alpha_to_one=True, clip_sample=True, use_clipped_model_output=True),
     ]
 
 

@@ -72,6 +72,12 @@ pub fn select(requested: Option<BackendChoice>, device: usize) -> anyhow::Result
     };
     let selected = Selected { choice, device };
     eprintln!("backend: {selected}");
+    if choice == BackendChoice::Cuda {
+        eprintln!(
+            "note: a first run on a GPU compiles and tunes its kernels, which can take minutes; \
+             the tuning is cached for later runs"
+        );
+    }
     Ok(selected)
 }
 

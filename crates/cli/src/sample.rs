@@ -61,7 +61,8 @@ pub struct SampleArgs {
     /// DDPM reverse-step variance: the posterior's ("small", the seed) or beta ("large", Ho et al.).
     #[arg(long, default_value = "small", value_parser = ["small", "large"])]
     variance: String,
-    /// Do not clip the predicted clean image to [-1, 1] at each step.
+    /// Do not clip the predicted clean image to [-1, 1] at each step (DDIM, when clipping, also
+    /// recomputes the noise estimate from the clipped image).
     #[arg(long)]
     no_clip: bool,
     /// Backend (default: cuda when a CUDA device is usable, else flex).
@@ -120,7 +121,10 @@ fn sample<B: Backend>(args: &SampleArgs, device: &B::Device) -> anyhow::Result<(
                 .with_num_inference_steps(steps)
                 .with_eta(args.eta)
                 .with_timestep_spacing(spacing)
-                .with_clip_sample(!args.no_clip);
+                .with_clip_sample(!args.no_clip)
+                // With diffusers' default (ε left unclipped) an undertrained model's DDIM samples
+                // came out blotchy, some saturated; recomputing ε from the clipped x0 fixed it.
+                .with_use_clipped_model_output(true);
             Box::new(ddim.init(&schedule, config.prediction)?)
         }
     };

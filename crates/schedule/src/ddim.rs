@@ -53,9 +53,13 @@ pub struct DdimConfig {
     /// Added to every timestep of the `leading` spacing.
     #[config(default = 0)]
     pub steps_offset: usize,
-    /// Clip the predicted x0 to [-1, 1] (the noise estimate stays unclipped, as in diffusers).
+    /// Clip the predicted x0 to [-1, 1].
     #[config(default = true)]
     pub clip_sample: bool,
+    /// With `clip_sample`, also recompute the noise estimate from the clipped x0, so the two
+    /// agree (diffusers' `use_clipped_model_output`; off there by default, leaving ε unclipped).
+    #[config(default = false)]
+    pub use_clipped_model_output: bool,
 }
 
 impl DdimConfig {
@@ -158,14 +162,13 @@ impl<B: Backend> Sampler<B> for DdimSampler {
     ) -> Tensor<B, 4> {
         let alpha_bar_prev = self.alpha_bar_prev(t);
         let sigma = self.sigma(t);
-        let (mut x0, eps) = split_output(
-            self.prediction,
-            x_t,
-            output,
-            self.schedule.alphas_cumprod[t],
-        );
+        let alpha_bar = self.schedule.alphas_cumprod[t];
+        let (mut x0, mut eps) = split_output(self.prediction, x_t.clone(), output, alpha_bar);
         if self.config.clip_sample {
             x0 = x0.clamp(-1.0, 1.0);
+            if self.config.use_clipped_model_output {
+                eps = (x_t - x0.clone() * alpha_bar.sqrt()) / (1.0 - alpha_bar).sqrt();
+            }
         }
         let direction = (1.0 - alpha_bar_prev - sigma * sigma).max(0.0).sqrt();
         let prev = x0 * alpha_bar_prev.sqrt() + eps * direction;

@@ -66,7 +66,8 @@ fn sampler(case: &Value) -> Box<dyn Sampler<B>> {
             .with_timestep_spacing(from_json(&case["timestep_spacing"]))
             .with_set_alpha_to_one(from_json(&case["set_alpha_to_one"]))
             .with_steps_offset(from_json(&case["steps_offset"]))
-            .with_clip_sample(clip);
+            .with_clip_sample(clip)
+            .with_use_clipped_model_output(case["use_clipped_model_output"] == true);
         Box::new(config.init(&schedule, prediction).unwrap())
     }
 }

@@ -15,7 +15,9 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 runs=$(mktemp -d)
 
 echo "== train the cpu-demo recipe for 200 steps on cuda, then sample with DDPM and DDIM"
-time .gpu/ddpm train --backend cuda --steps 200 --checkpoint-dir "$runs" 2>&1 | tail -4
+# The whole log: a first run compiles and autotunes kernels (minutes), and the log says where.
+time .gpu/ddpm train --backend cuda --steps 200 --checkpoint-dir "$runs" 2>&1 | tee "$out/train.log" |
+    grep -v "Tuning\|autotune cache" | tail -8
 cp "$runs"/cpu-demo/samples/*.png "$out"/ 2>/dev/null
 time .gpu/ddpm sample --backend cuda --checkpoint "$runs/cpu-demo" --sampler ddim --steps 50 \
     -n 64 --out "$out/ddim.png"

@@ -23,7 +23,7 @@ struct Cli {
 enum Command {
     /// Train a noise predictor (default: the cpu-demo recipe on the bundled MNIST digits).
     Train(train::TrainArgs),
-    /// Sample pictures from a checkpoint (DDPM ancestral sampling), or the reverse-process strip.
+    /// Sample pictures from a checkpoint (DDPM or DDIM), or the reverse-process strip.
     Sample(sample::SampleArgs),
     /// Show what a checkpoint holds: recipe, step, parameters, EMA.
     Info(weights::InfoArgs),

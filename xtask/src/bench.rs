@@ -112,14 +112,18 @@ pub fn run(args: &BenchArgs, root: &Path) -> Result<()> {
         .flat_map(|c| dtypes.iter().map(move |d| (c, d)))
     {
         let [kind, preset, batch] = parse_case(case)?;
+        let (skipped, backends): (Vec<&String>, Vec<&String>) =
+            backends.iter().partition(|b| skip(b, preset, args));
+        for backend in skipped {
+            println!(
+                "{case:<20} {backend:<7} skipped (about 90 s a step; name it in --cases to run it)"
+            );
+        }
         let mut flops_per_image = 0.0;
         let mut ours: Vec<Vec<f64>> = vec![Vec::new(); backends.len()];
         let mut theirs = Vec::new();
         for _ in 0..args.reps {
             for (i, backend) in backends.iter().enumerate() {
-                if skip(backend, preset, args) {
-                    continue;
-                }
                 let mut command = Command::new(&ddpm);
                 command
                     .args([
@@ -154,12 +158,6 @@ pub fn run(args: &BenchArgs, root: &Path) -> Result<()> {
         }
         let reference = median(&theirs);
         for (backend, runs) in backends.iter().zip(&ours) {
-            if skip(backend, preset, args) {
-                println!(
-                    "{case:<20} {backend:<7} skipped (about 90 s a step; name it in --cases to run it)"
-                );
-                continue;
-            }
             let ours = median(runs);
             let matrix_share = matmul_rate.map(|rate| ours * flops_per_image / rate);
             println!(

@@ -57,7 +57,7 @@ pub struct BenchArgs {
 pub enum BenchCase {
     /// A training step: loss, backward, Adam update (and the loss read back, as training does).
     Train,
-    /// A sampling step: the model's prediction and one DDPM reverse step.
+    /// A sampling step: the model's prediction and one DDPM reverse step (the seed's, unclipped).
     Sample,
 }
 
@@ -198,7 +198,10 @@ fn time_sampling<B: Backend>(
     let model: Denoiser<B> = config.model.init(device)?;
     let parameters = ddpm_unet::trainable_params(&model);
     let schedule = config.schedule.init()?;
-    let sampler = DdpmConfig::new().init(&schedule, config.prediction);
+    // The seed's step (no x0 clipping), as the PyTorch reference takes it.
+    let sampler = DdpmConfig::new()
+        .with_clip_sample(false)
+        .init(&schedule, config.prediction);
     let mut x = input_batch(&model, config, args.batch, device);
     let steps = Sampler::<B>::timesteps(&sampler).to_vec();
     let mut seconds = Vec::new();

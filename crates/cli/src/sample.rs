@@ -55,9 +55,10 @@ pub struct SampleArgs {
     /// DDIM noise share: 0 deterministic, 1 as much noise as DDPM.
     #[arg(long, default_value_t = 0.0)]
     eta: f64,
-    /// How DDIM spreads its steps over the schedule (diffusers' names).
-    #[arg(long, default_value = "leading", value_parser = ["linspace", "leading", "trailing"])]
-    spacing: String,
+    /// How DDIM spreads its steps over the schedule: linspace, leading or trailing (diffusers'
+    /// names).
+    #[arg(long, default_value = "leading")]
+    spacing: TimestepSpacing,
     /// DDPM reverse-step variance: the posterior's ("small", the seed) or beta ("large", Ho et al.).
     #[arg(long, default_value = "small", value_parser = ["small", "large"])]
     variance: String,
@@ -113,14 +114,13 @@ fn sample<B: Backend>(args: &SampleArgs, device: &B::Device) -> anyhow::Result<(
             Box::new(ddpm.init(&schedule, config.prediction))
         }
         SamplerKind::Ddim => {
-            let spacing: TimestepSpacing = args.spacing.parse().map_err(anyhow::Error::msg)?;
             let steps = args
                 .steps
                 .unwrap_or_else(|| 50.min(schedule.num_timesteps()));
             let ddim = DdimConfig::new()
                 .with_num_inference_steps(steps)
                 .with_eta(args.eta)
-                .with_timestep_spacing(spacing)
+                .with_timestep_spacing(args.spacing)
                 .with_clip_sample(!args.no_clip)
                 // With diffusers' default (ε left unclipped) an undertrained model's DDIM samples
                 // came out blotchy, some saturated; recomputing ε from the clipped x0 fixed it.

@@ -4,7 +4,7 @@ use burn::config::Config;
 use burn::tensor::{Tensor, backend::Backend};
 use serde::{Deserialize, Serialize};
 
-use crate::sampler::split_output;
+use crate::prediction::Scales;
 use crate::{NoiseSchedule, PredictionTarget, Sampler};
 
 /// The variance of each reverse step.
@@ -80,10 +80,13 @@ impl<B: Backend> Sampler<B> for DdpmSampler {
         noise: Option<Tensor<B, 4>>,
     ) -> Tensor<B, 4> {
         let s = &self.schedule;
-        let (x0, eps) = split_output(self.prediction, x_t.clone(), output, s.alphas_cumprod[t]);
+        let scales = Scales::of(s.alphas_cumprod[t]);
+        // Each form needs one estimate only: the clipped x0, or the noise (the seed's form).
         let mean = if self.config.clip_sample {
+            let x0 = scales.x0(self.prediction, x_t.clone(), output);
             x0.clamp(-1.0, 1.0) * s.posterior_mean_coef_x0[t] + x_t * s.posterior_mean_coef_xt[t]
         } else {
+            let eps = scales.noise(self.prediction, x_t.clone(), output);
             let eps_coef = s.betas[t] / s.sqrt_one_minus_alphas_cumprod[t];
             (x_t - eps * eps_coef) * s.sqrt_recip_alphas[t]
         };

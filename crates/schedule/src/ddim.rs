@@ -4,7 +4,7 @@ use burn::config::Config;
 use burn::tensor::{Tensor, backend::Backend};
 use serde::{Deserialize, Serialize};
 
-use crate::sampler::split_output;
+use crate::prediction::Scales;
 use crate::{NoiseSchedule, PredictionTarget, Sampler, ScheduleError};
 
 /// How the inference timesteps are spread over `0..T`, with diffusers' names and formulas.
@@ -162,12 +162,13 @@ impl<B: Backend> Sampler<B> for DdimSampler {
     ) -> Tensor<B, 4> {
         let alpha_bar_prev = self.alpha_bar_prev(t);
         let sigma = self.sigma(t);
-        let alpha_bar = self.schedule.alphas_cumprod[t];
-        let (mut x0, mut eps) = split_output(self.prediction, x_t.clone(), output, alpha_bar);
+        let scales = Scales::of(self.schedule.alphas_cumprod[t]);
+        let mut x0 = scales.x0(self.prediction, x_t.clone(), output.clone());
+        let mut eps = scales.noise(self.prediction, x_t.clone(), output);
         if self.config.clip_sample {
             x0 = x0.clamp(-1.0, 1.0);
             if self.config.use_clipped_model_output {
-                eps = (x_t - x0.clone() * alpha_bar.sqrt()) / (1.0 - alpha_bar).sqrt();
+                eps = scales.noise(PredictionTarget::Sample, x_t, x0.clone());
             }
         }
         let direction = (1.0 - alpha_bar_prev - sigma * sigma).max(0.0).sqrt();

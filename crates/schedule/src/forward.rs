@@ -1,5 +1,8 @@
 use burn::tensor::{Distribution, Int, Tensor, backend::Backend};
 
+use crate::PredictionTarget;
+use crate::prediction::Scales;
+
 /// The closed-form forward process q(x_t | x_0) = N(sqrt(alpha_bar_t)·x_0, (1 - alpha_bar_t)·I) on a
 /// device, with the conversions between what a noise predictor may be trained to output.
 ///
@@ -53,8 +56,8 @@ impl<B: Backend> ForwardProcess<B> {
         t: Tensor<B, 1, Int>,
         noise: Tensor<B, D>,
     ) -> Tensor<B, D> {
-        let (signal, noise_scale) = self.scales::<D>(t);
-        x0 * signal + noise * noise_scale
+        let scales = self.scales::<D>(t);
+        x0 * scales.signal + noise * scales.noise
     }
 
     /// The x_0 implied by x_t and its noise: (x_t - sqrt(1 - alpha_bar_t)·noise) / sqrt(alpha_bar_t).
@@ -64,8 +67,7 @@ impl<B: Backend> ForwardProcess<B> {
         noise: Tensor<B, D>,
         t: Tensor<B, 1, Int>,
     ) -> Tensor<B, D> {
-        let (signal, noise_scale) = self.scales::<D>(t);
-        (x_t - noise * noise_scale) / signal
+        self.scales(t).x0(PredictionTarget::Noise, x_t, noise)
     }
 
     /// The noise implied by x_t and x_0: (x_t - sqrt(alpha_bar_t)·x_0) / sqrt(1 - alpha_bar_t).
@@ -75,8 +77,7 @@ impl<B: Backend> ForwardProcess<B> {
         x0: Tensor<B, D>,
         t: Tensor<B, 1, Int>,
     ) -> Tensor<B, D> {
-        let (signal, noise_scale) = self.scales::<D>(t);
-        (x_t - x0 * signal) / noise_scale
+        self.scales(t).noise(PredictionTarget::Sample, x_t, x0)
     }
 
     /// The velocity target v = sqrt(alpha_bar_t)·noise - sqrt(1 - alpha_bar_t)·x_0 (Salimans & Ho 2022).
@@ -86,8 +87,7 @@ impl<B: Backend> ForwardProcess<B> {
         noise: Tensor<B, D>,
         t: Tensor<B, 1, Int>,
     ) -> Tensor<B, D> {
-        let (signal, noise_scale) = self.scales::<D>(t);
-        noise * signal - x0 * noise_scale
+        self.scales(t).velocity(x0, noise)
     }
 
     /// x_0 from x_t and v: sqrt(alpha_bar_t)·x_t - sqrt(1 - alpha_bar_t)·v.
@@ -97,8 +97,7 @@ impl<B: Backend> ForwardProcess<B> {
         v: Tensor<B, D>,
         t: Tensor<B, 1, Int>,
     ) -> Tensor<B, D> {
-        let (signal, noise_scale) = self.scales::<D>(t);
-        x_t * signal - v * noise_scale
+        self.scales(t).x0(PredictionTarget::Velocity, x_t, v)
     }
 
     /// The noise from x_t and v: sqrt(1 - alpha_bar_t)·x_t + sqrt(alpha_bar_t)·v.
@@ -108,19 +107,18 @@ impl<B: Backend> ForwardProcess<B> {
         v: Tensor<B, D>,
         t: Tensor<B, 1, Int>,
     ) -> Tensor<B, D> {
-        let (signal, noise_scale) = self.scales::<D>(t);
-        x_t * noise_scale + v * signal
+        self.scales(t).noise(PredictionTarget::Velocity, x_t, v)
     }
 
     /// sqrt(alpha_bar_t) and sqrt(1 - alpha_bar_t) gathered for each sample, shaped
     /// `[N, 1, ..., 1]` to broadcast over a rank-`D` batch.
-    fn scales<const D: usize>(&self, t: Tensor<B, 1, Int>) -> (Tensor<B, D>, Tensor<B, D>) {
+    pub(crate) fn scales<const D: usize>(&self, t: Tensor<B, 1, Int>) -> Scales<Tensor<B, D>> {
         let mut shape = [1; D];
         shape[0] = t.dims()[0];
         let gather = |table: &Tensor<B, 1>| table.clone().select(0, t.clone()).reshape(shape);
-        (
-            gather(&self.sqrt_alphas_cumprod),
-            gather(&self.sqrt_one_minus_alphas_cumprod),
-        )
+        Scales {
+            signal: gather(&self.sqrt_alphas_cumprod),
+            noise: gather(&self.sqrt_one_minus_alphas_cumprod),
+        }
     }
 }

@@ -2,8 +2,6 @@
 
 use burn::tensor::{Distribution, Int, Tensor, backend::Backend};
 
-use crate::PredictionTarget;
-
 /// A reverse-process sampler, shaped like a diffusers scheduler: configured and given its
 /// timesteps when built, then stepped from the noisiest timestep down.
 ///
@@ -71,24 +69,4 @@ pub fn sample_from<B: Backend, S: Sampler<B> + ?Sized>(
     }
     kept.push(x_t);
     kept
-}
-
-/// `(x0, ε)` estimates from a model output of kind `kind` at a timestep whose cumulative alpha is
-/// `alpha_bar` (one scalar for the whole batch, as the samplers use it; diffusers' formulas).
-pub(crate) fn split_output<B: Backend>(
-    kind: PredictionTarget,
-    x_t: Tensor<B, 4>,
-    output: Tensor<B, 4>,
-    alpha_bar: f64,
-) -> (Tensor<B, 4>, Tensor<B, 4>) {
-    let signal = alpha_bar.sqrt();
-    let noise_scale = (1.0 - alpha_bar).sqrt();
-    match kind {
-        PredictionTarget::Noise => ((x_t - output.clone() * noise_scale) / signal, output),
-        PredictionTarget::Sample => (output.clone(), (x_t - output * signal) / noise_scale),
-        PredictionTarget::Velocity => (
-            x_t.clone() * signal - output.clone() * noise_scale,
-            output * signal + x_t * noise_scale,
-        ),
-    }
 }

@@ -5,7 +5,9 @@ BatchNorm non-trivial running statistics, and writes
   <out>/<name>.pth          the state_dict, as the seed's torch.save(model.state_dict()) does
   <out>/<name>.safetensors  the same weights via safetensors.torch (num_batches_tracked dropped)
   <out>/<name>.json         config, parameter count, state_dict keys and shapes, an input batch,
-                            timesteps and the eval-mode output
+                            timesteps and the eval-mode output; for the small fixture also a
+                            training-mode pass: its output, the running statistics after it and
+                            the gradients of mean(output²) for the norms and conv0
 
 Default: the small committed fixture in crates/unet/tests/fixtures/ (channels 4..32, 16 px).
 `--full OUT`: the seed's full-size model (62,438,883 parameters) into OUT, used at test time when
@@ -13,6 +15,7 @@ torch is installed. Run via `cargo xtask fixtures`, or: python xtask/scripts/sim
 """
 
 import argparse
+import copy
 import json
 import math
 from pathlib import Path
@@ -91,7 +94,7 @@ class SimpleUnet(nn.Module):
         return self.output(x)
 
 
-def build(name, out, image_channels, channels, size, batch, timesteps, with_safetensors=True):
+def build(name, out, image_channels, channels, size, batch, timesteps, with_safetensors=True, with_training=False):
     torch.manual_seed(0)
     model = SimpleUnet(image_channels, channels)
     # Non-trivial running statistics: a few training-mode passes, then a spread of values.
@@ -128,11 +131,27 @@ def build(name, out, image_channels, channels, size, batch, timesteps, with_safe
         timesteps=timesteps,
         output=y.flatten().tolist(),
     )
+    if with_training:
+        fixture["training"] = training_pass(model, x, t)
     (out / f"{name}.json").write_text(json.dumps(fixture))
     for suffix in ("pth", "safetensors", "json"):
         path = out / f"{name}.{suffix}"
         if path.exists():
             print(f"wrote {path} ({path.stat().st_size} bytes)")
+
+
+def training_pass(model, x, t):
+    """One training-mode forward and backward on a copy: BatchNorm's batch statistics, its
+    running-statistics update and its gradients, checked by the Rust tests."""
+    model = copy.deepcopy(model).train()
+    y = model(x, t)
+    y.pow(2).mean().backward()
+    named = dict(model.named_parameters())
+    grads = {k: p.grad.flatten().tolist() for k, p in named.items() if "bnorm" in k or k.startswith("conv0.")}
+    running = {
+        k: v.flatten().tolist() for k, v in model.state_dict().items() if "running_" in k
+    }
+    return dict(output=y.detach().flatten().tolist(), running=running, grads=grads)
 
 
 def main():
@@ -144,7 +163,7 @@ def main():
         build("seed_full", args.full, 3, (64, 128, 256, 512, 1024), 32, 2, [7, 260], with_safetensors=False)
     else:
         out = args.root / "crates/unet/tests/fixtures"
-        build("seed_small", out, 3, (4, 8, 16, 32), 16, 2, [5, 250])
+        build("seed_small", out, 3, (4, 8, 16, 32), 16, 2, [5, 250], with_training=True)
 
 
 if __name__ == "__main__":

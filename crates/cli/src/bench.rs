@@ -4,12 +4,12 @@
 use std::time::Instant;
 
 use burn::backend::Autodiff;
-use burn::optim::{GradientsParams, Optimizer};
+use burn::optim::Optimizer;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Distribution, ElementConversion, Int, Tensor};
 use clap::{Args, ValueEnum};
 use ddpm_schedule::{DdpmConfig, Sampler};
-use ddpm_trainer::{Preset, TrainConfig, batch_loss, optimizer};
+use ddpm_trainer::{Preset, TrainConfig, batch_loss, gradients, optimizer};
 use ddpm_unet::{Denoiser, NoisePredictor};
 use serde::Serialize;
 
@@ -178,7 +178,7 @@ fn time_training<B: AutodiffBackend>(
         let start = Instant::now();
         let loss = batch_loss(&model, &forward, config, x0.clone());
         let _value: f32 = loss.clone().into_scalar().elem();
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let grads = gradients(loss, &model);
         model = optim.step(lr, model, grads);
         B::sync(device)?;
         if i >= args.warmup {

@@ -14,6 +14,7 @@ mod checkpoint;
 mod config;
 mod ema;
 mod error;
+mod gradients;
 mod inference;
 mod loss;
 mod progress;
@@ -23,6 +24,7 @@ pub use checkpoint::{CheckpointState, RunIndex, checkpoint_name, read_state, res
 pub use config::{EmaConfig, LossKind, OptimizerConfig, Preset, TrainConfig};
 pub use ema::{ema_decay, update_ema};
 pub use error::TrainError;
+pub use gradients::gradients;
 pub use inference::{LoadedModel, load_model, save_model_checkpoint};
 pub use loss::loss;
 pub use progress::MetricsRecord;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use burn::data::dataset::Dataset;
 use burn::module::{AutodiffModule, Module};
 use burn::optim::grad_clipping::GradientClippingConfig;
-use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::optim::{AdamConfig, Optimizer};
 use burn::record::Recorder;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Tensor};
@@ -22,6 +22,7 @@ use crate::checkpoint::{
     CheckpointState, Save, checkpoint_name, load_record, read_state, recorder, resolve_checkpoint,
 };
 use crate::ema::update_ema;
+use crate::gradients::gradients;
 use crate::loss::loss;
 use crate::progress::Reporter;
 use crate::{TrainConfig, TrainError};
@@ -201,7 +202,7 @@ pub fn train<B: AutodiffBackend>(
                 });
             }
             let lr = learning_rate(config, step);
-            let grads = GradientsParams::from_grads(step_loss.backward(), &model);
+            let grads = gradients(step_loss, &model);
             model = optim.step(lr, model, grads);
             step += 1;
             if let (Some(ema_model), Some(ema_config)) = (ema.take(), config.ema.as_ref()) {

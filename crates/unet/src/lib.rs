@@ -9,6 +9,7 @@
 //! Both implement [`NoisePredictor`]: given x_t `[N, C, H, W]` and integer timesteps `[N]`, they
 //! return the model output `[N, C, H, W]`.
 
+mod batch_norm;
 mod denoiser;
 mod embedding;
 mod error;

@@ -7,6 +7,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::tensor::activation::relu;
 use burn::tensor::{Int, Tensor, backend::Backend};
 
+use crate::batch_norm::batch_norm_2d;
 use crate::{NoisePredictor, UnetError, sinusoidal_embedding};
 
 /// Shape of a [`SimpleUnet`]. Defaults are the seed's: RGB, channels 64 → 1024, time embedding 32.
@@ -127,10 +128,10 @@ struct Block<B: Backend> {
 impl<B: Backend> Block<B> {
     fn forward(&self, x: Tensor<B, 4>, time: Tensor<B, 2>) -> Tensor<B, 4> {
         // The seed's order: ReLU before BatchNorm.
-        let h = self.bnorm1.forward(relu(self.conv1.forward(x)));
+        let h = batch_norm_2d(&self.bnorm1, relu(self.conv1.forward(x)));
         let [n, c] = [h.dims()[0], h.dims()[1]];
         let time = relu(self.time_mlp.forward(time)).reshape([n, c, 1, 1]);
-        let h = self.bnorm2.forward(relu(self.conv2.forward(h + time)));
+        let h = batch_norm_2d(&self.bnorm2, relu(self.conv2.forward(h + time)));
         match &self.transform {
             Resample::Down(conv) => conv.forward(h),
             Resample::Up(conv) => conv.forward(h),

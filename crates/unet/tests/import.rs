@@ -1,5 +1,7 @@
 //! Import of the seed's PyTorch checkpoints and safetensors, against PyTorch's own outputs.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -8,35 +10,14 @@ use burn_ndarray::NdArray;
 use ddpm_unet::{SimpleUnet, SimpleUnetConfig, WeightsError, trainable_params};
 use serde_json::Value;
 
+use common::{fixtures, floats, integers, load_json, relative_error, usizes};
+
 type B = NdArray<f32>;
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-fn load_json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn floats(value: &Value) -> Vec<f32> {
-    value
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap() as f32)
-        .collect()
-}
-
 fn config_of(fixture: &Value) -> SimpleUnetConfig {
-    let channels = fixture["channels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_u64().unwrap() as usize)
-        .collect();
     SimpleUnetConfig::new()
         .with_image_channels(fixture["image_channels"].as_u64().unwrap() as usize)
-        .with_channels(channels)
+        .with_channels(usizes(&fixture["channels"]))
 }
 
 fn fresh_model(fixture: &Value) -> SimpleUnet<B> {
@@ -44,42 +25,27 @@ fn fresh_model(fixture: &Value) -> SimpleUnet<B> {
 }
 
 /// max |ours - torch| / max |torch| over the fixture's eval-mode output.
-fn relative_error(model: &SimpleUnet<B>, fixture: &Value) -> f64 {
+fn output_error(model: &SimpleUnet<B>, fixture: &Value) -> f64 {
     let device = Default::default();
-    let shape: Vec<usize> = fixture["input_shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
-        .collect();
-    let x = Tensor::<B, 4>::from_data(TensorData::new(floats(&fixture["input"]), shape), &device);
-    let t: Vec<i64> = fixture["timesteps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_i64().unwrap())
-        .collect();
+    let x = Tensor::<B, 4>::from_data(
+        TensorData::new(floats(&fixture["input"]), usizes(&fixture["input_shape"])),
+        &device,
+    );
+    let t = integers(&fixture["timesteps"]);
     let t = Tensor::<B, 1, Int>::from_data(TensorData::new(t.clone(), [t.len()]), &device);
     let ours: Vec<f32> = model.forward(x, t).into_data().to_vec().unwrap();
-    let reference = floats(&fixture["output"]);
-    assert_eq!(ours.len(), reference.len());
-    let scale = reference.iter().fold(0f64, |m, v| m.max(v.abs() as f64));
-    let worst = ours
-        .iter()
-        .zip(&reference)
-        .fold(0f64, |m, (a, b)| m.max((a - b).abs() as f64));
-    worst / scale
+    relative_error(&ours, &floats(&fixture["output"]))
 }
 
 #[test]
 fn seed_checkpoint_loads_with_pytorch_outputs() {
     let fixture = load_json(&fixtures().join("seed_small.json"));
     let model = fresh_model(&fixture);
-    let before = relative_error(&model, &fixture);
+    let before = output_error(&model, &fixture);
     let model = model
         .load_seed_checkpoint(&fixtures().join("seed_small.pth"))
         .unwrap();
-    let error = relative_error(&model, &fixture);
+    let error = output_error(&model, &fixture);
     println!(
         "small SimpleUnet, .pth import: relative error {error:e} (untrained model: {before:e})"
     );
@@ -97,7 +63,7 @@ fn pytorch_written_safetensors_load_too() {
     let model = fresh_model(&fixture)
         .load_safetensors(&fixtures().join("seed_small.safetensors"))
         .unwrap();
-    let error = relative_error(&model, &fixture);
+    let error = output_error(&model, &fixture);
     assert!(error <= 1e-4, "relative error {error}");
 }
 
@@ -132,7 +98,7 @@ fn safetensors_export_round_trips_in_the_seeds_layout() {
     assert_eq!(ours, theirs);
 
     let reloaded = fresh_model(&fixture).load_safetensors(&path).unwrap();
-    assert!(relative_error(&reloaded, &fixture) <= 1e-4);
+    assert!(output_error(&reloaded, &fixture) <= 1e-4);
     let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(leftovers.len(), 1, "no temporary files left behind");
 }
@@ -337,7 +303,7 @@ fn full_size_seed_checkpoint_matches_pytorch_when_torch_is_installed() {
     let model = model
         .load_seed_checkpoint(&dir.path().join("seed_full.pth"))
         .unwrap();
-    let error = relative_error(&model, &fixture);
+    let error = output_error(&model, &fixture);
     println!("full SimpleUnet (62,438,883 params), .pth import: relative error {error:e}");
     assert!(error <= 1e-4, "relative error {error}");
 }

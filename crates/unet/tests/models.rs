@@ -1,7 +1,7 @@
 //! Both noise predictors: parameter counts, PyTorch parity of the paper U-Net, shapes, gradients,
 //! and train-versus-eval behaviour.
 
-use std::path::Path;
+mod common;
 
 use burn::module::{AutodiffModule, Module};
 use burn::optim::GradientsParams;
@@ -14,23 +14,13 @@ use ddpm_unet::{
 };
 use serde_json::Value;
 
+use common::{fixtures, floats, integers, load_json, usizes};
+
 type B = NdArray<f32>;
 type AD = burn::backend::Autodiff<B>;
 
 fn fixture(name: &str) -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn usizes(value: &Value) -> Vec<usize> {
-    value
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap() as usize)
-        .collect()
+    load_json(&fixtures().join(name))
 }
 
 fn values<const D: usize, Bk: Backend>(tensor: Tensor<Bk, D>) -> Vec<f32> {
@@ -86,7 +76,7 @@ fn small_ddpm_config(fixture: &Value) -> DdpmUnetConfig {
 fn ddpm_unet_matches_pytorch_reference() {
     let fixture = fixture("ddpm_small.json");
     let device = Default::default();
-    let pth = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ddpm_small.pth");
+    let pth = fixtures().join("ddpm_small.pth");
     let model: DdpmUnet<B> = small_ddpm_config(&fixture)
         .init(&device)
         .unwrap()
@@ -98,30 +88,12 @@ fn ddpm_unet_matches_pytorch_reference() {
     );
 
     let x = Tensor::<B, 4>::from_data(
-        TensorData::new(
-            fixture["input"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_f64().unwrap() as f32)
-                .collect(),
-            usizes(&fixture["input_shape"]),
-        ),
+        TensorData::new(floats(&fixture["input"]), usizes(&fixture["input_shape"])),
         &device,
     );
-    let t: Vec<i64> = fixture["timesteps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_i64().unwrap())
-        .collect();
+    let t = integers(&fixture["timesteps"]);
     let ours = values(model.forward(x, timesteps::<B>(&t, &device)));
-    let reference: Vec<f32> = fixture["output"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap() as f32)
-        .collect();
+    let reference = floats(&fixture["output"]);
     let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs()));
     let worst = ours
         .iter()

@@ -16,9 +16,14 @@
 use burn::nn::BatchNorm;
 use burn::tensor::{Tensor, backend::Backend};
 
-/// `norm` applied to `x: [N, C, H, W]`; training mode whenever the backend tracks gradients,
-/// as with burn's own `BatchNorm`.
-pub(crate) fn batch_norm_2d<B: Backend>(norm: &BatchNorm<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+/// `norm` applied to `x: [N, C, H, W]`, then `shift: [N, C]` (one value per sample and channel,
+/// such as a block's time embedding) added in the same pass. Training mode whenever the backend
+/// tracks gradients, as with burn's own `BatchNorm`.
+pub(crate) fn batch_norm_2d<B: Backend>(
+    norm: &BatchNorm<B>,
+    x: Tensor<B, 4>,
+    shift: Option<Tensor<B, 2>>,
+) -> Tensor<B, 4> {
     let [n, c, h, w] = x.dims();
     let device = x.device();
     let x = x.reshape([n, c, h * w]);
@@ -27,6 +32,11 @@ pub(crate) fn batch_norm_2d<B: Backend>(norm: &BatchNorm<B>, x: Tensor<B, 4>) ->
     let per_row = |v: Tensor<B, 3>| v.repeat_dim(0, n);
     let gamma = per_channel(norm.gamma.val());
     let beta = per_channel(norm.beta.val());
+    // β (or β − mean·scale) plus the caller's shift: one [N, C, 1] offset, one pass over x.
+    let offset = |per_channel_offset: Tensor<B, 3>| match shift {
+        Some(shift) => per_row(per_channel_offset) + shift.reshape([n, c, 1]),
+        None => per_row(per_channel_offset),
+    };
 
     let y = if B::ad_enabled(&device) {
         let count = n * h * w;
@@ -36,13 +46,13 @@ pub(crate) fn batch_norm_2d<B: Backend>(norm: &BatchNorm<B>, x: Tensor<B, 4>) ->
         let var = mean_over_rows(centered.clone().square());
         update_running_stats(norm, mean, var.clone(), count);
         let scale = gamma / var.add_scalar(norm.epsilon).sqrt();
-        centered * per_row(scale) + per_row(beta)
+        centered * per_row(scale) + offset(beta)
     } else {
         let mean = per_channel(norm.running_mean.value());
         let var = per_channel(norm.running_var.value());
         let scale = gamma / var.add_scalar(norm.epsilon).sqrt();
-        let shift = beta - mean * scale.clone();
-        x * per_row(scale) + per_row(shift)
+        let bias = beta - mean * scale.clone();
+        x * per_row(scale) + offset(bias)
     };
     y.reshape([n, c, h, w])
 }

@@ -128,10 +128,10 @@ struct Block<B: Backend> {
 impl<B: Backend> Block<B> {
     fn forward(&self, x: Tensor<B, 4>, time: Tensor<B, 2>) -> Tensor<B, 4> {
         // The seed's order: ReLU before BatchNorm.
-        let h = batch_norm_2d(&self.bnorm1, relu(self.conv1.forward(x)));
-        let [n, c] = [h.dims()[0], h.dims()[1]];
-        let time = relu(self.time_mlp.forward(time)).reshape([n, c, 1, 1]);
-        let h = batch_norm_2d(&self.bnorm2, relu(self.conv2.forward(h + time)));
+        // The time embedding is added to every pixel after bnorm1: folded into its affine step.
+        let time = relu(self.time_mlp.forward(time));
+        let h = batch_norm_2d(&self.bnorm1, relu(self.conv1.forward(x)), Some(time));
+        let h = batch_norm_2d(&self.bnorm2, relu(self.conv2.forward(h)), None);
         match &self.transform {
             Resample::Down(conv) => conv.forward(h),
             Resample::Up(conv) => conv.forward(h),

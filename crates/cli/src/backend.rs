@@ -2,7 +2,7 @@
 //! between them (CUDA when a device is usable, else the fastest CPU backend).
 
 use anyhow::bail;
-use clap::ValueEnum;
+use clap::{Args, ValueEnum};
 
 /// A backend choice on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -16,12 +16,28 @@ pub enum BackendChoice {
 }
 
 impl std::fmt::Display for BackendChoice {
+    /// The name `--backend` takes.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Cuda => "cuda",
-            Self::Flex => "flex",
-            Self::Ndarray => "ndarray",
-        })
+        let value = self.to_possible_value().expect("no backend is hidden");
+        f.write_str(value.get_name())
+    }
+}
+
+/// `--backend` and `--device`, shared by the commands that compute.
+#[derive(Debug, Args)]
+pub struct BackendArgs {
+    /// Backend (default: cuda when a CUDA device is usable, else flex).
+    #[arg(long)]
+    backend: Option<BackendChoice>,
+    /// The GPU to use with the cuda backend.
+    #[arg(long, default_value_t = 0)]
+    device: usize,
+}
+
+impl BackendArgs {
+    /// The backend to run on; see [`select`].
+    pub fn select(&self) -> anyhow::Result<Selected> {
+        select(self.backend, self.device)
     }
 }
 
@@ -53,7 +69,7 @@ impl std::fmt::Display for Selected {
 
 /// Picks the backend: the one asked for (checking that CUDA is usable), or with none asked for,
 /// CUDA when a device is usable and flex otherwise. Prints the choice on stderr.
-pub fn select(requested: Option<BackendChoice>, device: usize) -> anyhow::Result<Selected> {
+fn select(requested: Option<BackendChoice>, device: usize) -> anyhow::Result<Selected> {
     let choice = match requested {
         Some(BackendChoice::Cuda) => {
             if let Err(reason) = probe_cuda(device) {

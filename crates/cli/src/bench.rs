@@ -13,7 +13,7 @@ use ddpm_trainer::{Preset, TrainConfig, batch_loss, gradients, optimizer};
 use ddpm_unet::{Denoiser, NoisePredictor};
 use serde::Serialize;
 
-use crate::backend::{BackendChoice, select};
+use crate::backend::BackendArgs;
 use crate::with_backend;
 
 /// Arguments of `ddpm bench`.
@@ -29,8 +29,8 @@ pub struct BenchArgs {
     #[arg(long, value_enum)]
     case: BenchCase,
     /// Whose model and image size: seed (SimpleUnet 64..1024, 3x32x32), cpu-demo, ddpm-cifar10.
-    #[arg(long, default_value = "seed", value_parser = ["seed", "cpu-demo", "ddpm-cifar10"])]
-    preset: String,
+    #[arg(long, default_value = "seed")]
+    preset: Preset,
     /// Images per step.
     #[arg(long, default_value_t = 8)]
     batch: usize,
@@ -40,15 +40,28 @@ pub struct BenchArgs {
     /// Timed steps.
     #[arg(long, default_value_t = 5)]
     iters: usize,
-    /// Backend (default: cuda when a CUDA device is usable, else flex).
-    #[arg(long)]
-    backend: Option<BackendChoice>,
-    /// The GPU to use with the cuda backend.
-    #[arg(long, default_value_t = 0)]
-    device: usize,
+    #[command(flatten)]
+    backend: BackendArgs,
     /// Number format: f32, or bf16 (cuda only: weights, activations and gradients in bf16).
-    #[arg(long, default_value = "f32", value_parser = ["f32", "bf16"])]
-    dtype: String,
+    #[arg(long, value_enum, default_value_t = Dtype::F32)]
+    dtype: Dtype,
+}
+
+/// The number format of weights, activations and gradients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Dtype {
+    /// 32-bit floats, every backend.
+    F32,
+    /// bfloat16, cuda only.
+    Bf16,
+}
+
+impl std::fmt::Display for Dtype {
+    /// The name `--dtype` takes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let value = self.to_possible_value().expect("no dtype is hidden");
+        f.write_str(value.get_name())
+    }
 }
 
 /// What one timed step does.
@@ -82,11 +95,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         args.batch > 0 && args.iters > 0,
         "--batch and --iters must be at least 1"
     );
-    let selected = select(args.backend, args.device)?;
-    let preset: Preset = args.preset.parse().map_err(anyhow::Error::msg)?;
-    let config = TrainConfig::preset(preset);
+    let selected = args.backend.select()?;
+    let config = TrainConfig::preset(args.preset);
     config.validate()?;
-    let (seconds, parameters) = if args.dtype == "bf16" {
+    let (seconds, parameters) = if args.dtype == Dtype::Bf16 {
         time_bf16(&config, args, selected)?
     } else {
         with_backend!(selected, B, device => time_case::<B>(&config, args, &device)?)
@@ -97,7 +109,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let result = BenchResult {
         implementation: "burn",
         case: args.case,
-        preset: args.preset.clone(),
+        preset: args.preset.to_string(),
         batch: args.batch,
         image_size: config.image_size,
         backend: format!("{}-{}", selected.choice, args.dtype),
@@ -128,7 +140,7 @@ fn time_bf16(
     selected: crate::backend::Selected,
 ) -> anyhow::Result<(Vec<f64>, usize)> {
     anyhow::ensure!(
-        selected.choice == BackendChoice::Cuda,
+        selected.choice == crate::backend::BackendChoice::Cuda,
         "--dtype bf16 needs --backend cuda"
     );
     let device = burn_cuda::CudaDevice::new(selected.device);

@@ -10,7 +10,7 @@ use ddpm_schedule::{DdimConfig, DdpmConfig, Sampler, TimestepSpacing, VarianceKi
 use ddpm_trainer::{load_model, resolve_checkpoint};
 use ddpm_unet::NoisePredictor;
 
-use crate::backend::{BackendChoice, select};
+use crate::backend::BackendArgs;
 use crate::with_backend;
 
 /// Arguments of `ddpm sample`.
@@ -66,12 +66,8 @@ pub struct SampleArgs {
     /// recomputes the noise estimate from the clipped image).
     #[arg(long)]
     no_clip: bool,
-    /// Backend (default: cuda when a CUDA device is usable, else flex).
-    #[arg(long)]
-    backend: Option<BackendChoice>,
-    /// The GPU to use with the cuda backend.
-    #[arg(long, default_value_t = 0)]
-    device: usize,
+    #[command(flatten)]
+    backend: BackendArgs,
 }
 
 /// The reverse process to run.
@@ -93,7 +89,7 @@ pub fn run(args: &SampleArgs) -> anyhow::Result<()> {
     }
     // A wrong path or file is reported before any device is probed.
     ddpm_trainer::read_state(&resolve_checkpoint(&args.checkpoint)?)?;
-    let selected = select(args.backend, args.device)?;
+    let selected = args.backend.select()?;
     with_backend!(selected, B, device => sample::<B>(args, &device))
 }
 

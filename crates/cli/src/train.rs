@@ -8,7 +8,7 @@ use burn::backend::Autodiff;
 use clap::Args;
 use ddpm_trainer::{Preset, TrainConfig, TrainOptions, resolve_checkpoint, train};
 
-use crate::backend::{BackendChoice, select};
+use crate::backend::BackendArgs;
 use crate::with_backend;
 
 /// Arguments of `ddpm train`.
@@ -37,12 +37,8 @@ pub struct TrainArgs {
     /// one summary warning).
     #[arg(long)]
     strict: bool,
-    /// Backend (default: cuda when a CUDA device is usable, else flex).
-    #[arg(long)]
-    backend: Option<BackendChoice>,
-    /// The GPU to use with the cuda backend.
-    #[arg(long, default_value_t = 0)]
-    device: usize,
+    #[command(flatten)]
+    backend: BackendArgs,
     /// Seed of every random choice (default: the recipe's).
     #[arg(long)]
     seed: Option<u64>,
@@ -80,10 +76,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
                 }
                 None => TrainConfig::preset(args.preset),
             };
-            let name = args
-                .run
-                .clone()
-                .unwrap_or_else(|| preset_name(args.preset).to_string());
+            let name = args.run.clone().unwrap_or_else(|| args.preset.to_string());
             let run_dir = args.checkpoint_dir.join(name);
             if run_dir.join("run.json").exists() {
                 bail!(
@@ -122,7 +115,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     })
     .context("cannot install the Ctrl-C handler")?;
 
-    let selected = select(args.backend, args.device)?;
+    let selected = args.backend.select()?;
     let report = with_backend!(selected, B, device => {
         train::<Autodiff<B>>(&config, &options, &device)
     })?;
@@ -146,12 +139,4 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-fn preset_name(preset: Preset) -> &'static str {
-    match preset {
-        Preset::Seed => "seed",
-        Preset::DdpmCifar10 => "ddpm-cifar10",
-        Preset::CpuDemo => "cpu-demo",
-    }
 }

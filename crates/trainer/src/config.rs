@@ -98,18 +98,36 @@ pub enum Preset {
     CpuDemo,
 }
 
+impl Preset {
+    /// Every preset, in the order help texts list them.
+    pub const ALL: [Preset; 3] = [Preset::Seed, Preset::DdpmCifar10, Preset::CpuDemo];
+
+    /// The name `--preset` takes and run folders default to.
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Seed => "seed",
+            Preset::DdpmCifar10 => "ddpm-cifar10",
+            Preset::CpuDemo => "cpu-demo",
+        }
+    }
+}
+
+impl std::fmt::Display for Preset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl std::str::FromStr for Preset {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "seed" => Ok(Self::Seed),
-            "ddpm-cifar10" => Ok(Self::DdpmCifar10),
-            "cpu-demo" => Ok(Self::CpuDemo),
-            other => Err(format!(
-                "unknown preset '{other}' (expected seed, ddpm-cifar10 or cpu-demo)"
-            )),
-        }
+        Preset::ALL
+            .into_iter()
+            .find(|preset| preset.name() == s)
+            .ok_or_else(|| {
+                format!("unknown preset '{s}' (expected seed, ddpm-cifar10 or cpu-demo)")
+            })
     }
 }
 

@@ -2,6 +2,8 @@
 
   python xtask/scripts/bench_reference.py --case train|sample --preset seed|cpu-demo --batch 8
       [--warmup 2] [--iters 5] [--threads 2] [--device cpu|cuda] [--dtype f32|bf16]
+  python xtask/scripts/bench_reference.py --matmul-rate [--device cpu|cuda] [--dtype f32|bf16]
+      [--threads 2]
 
 Prints one JSON line (images per second: the median over the timed steps). The model is the seed's
 SimpleUnet (its code, in simple_unet_fixture.py); the training step is the seed's: random t, the
@@ -54,17 +56,22 @@ def model_flops(model, one_image, preset):
     return counter.get_total_flops()
 
 
-def matmul_rate(device, n=8192, reps=10):
-    """The measured bf16 matrix-product rate (FLOP/s) on random data: the ceiling we compare to."""
-    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
-    b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+def matmul_rate(device, dtype):
+    """The measured matrix-product rate (FLOP/s) on random data, the ceiling we compare to: bf16 on
+    a GPU, f32 on the CPU (at the thread count set by the caller)."""
+    cuda = device == "cuda"
+    n, reps = (8192, 10) if cuda else (2048, 10)
+    dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
     for _ in range(3):
         a @ b
-    torch.cuda.synchronize()
+    sync()
     start = time.perf_counter()
     for _ in range(reps):
         a @ b
-    torch.cuda.synchronize()
+    sync()
     return 2 * n**3 * reps / (time.perf_counter() - start)
 
 
@@ -78,14 +85,16 @@ def main():
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", choices=["f32", "bf16"], default="f32")
-    p.add_argument("--matmul-rate", action="store_true", help="print the bf16 matrix rate and exit")
+    p.add_argument("--matmul-rate", action="store_true",
+                   help="print the matrix rate (at --device, --dtype, --threads) and exit")
     a = p.parse_args()
-    if a.matmul_rate:
-        return print(json.dumps(dict(bf16_matmul_flops_per_second=matmul_rate(a.device))))
-    if a.case is None:
-        p.error("--case is required")
     if a.threads:
         torch.set_num_threads(a.threads)
+    if a.matmul_rate:
+        rate = matmul_rate(a.device, a.dtype)
+        return print(json.dumps(dict(device=a.device, dtype=a.dtype, matmul_flops_per_second=rate)))
+    if a.case is None:
+        p.error("--case is required")
     device = torch.device(a.device)
     dtype = torch.float32 if a.dtype == "f32" else torch.bfloat16
     preset = PRESETS[a.preset]

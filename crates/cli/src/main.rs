@@ -1,5 +1,6 @@
 //! `ddpm`: train, sample and inspect DDPM image generators. Thin glue over the library crates.
 
+mod allocator;
 mod backend;
 mod bench;
 mod diffuse;
@@ -38,6 +39,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    allocator::keep_freed_memory();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

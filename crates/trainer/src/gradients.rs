@@ -3,15 +3,15 @@
 use burn::module::{AutodiffModule, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 
 /// The gradients of `loss` for every parameter of `model`, each stored contiguously.
 ///
 /// Why the copy: burn computes a convolution's weight gradient as a transposed view
 /// (`swap_dims(conv2d(xᵀ, gradᵀ), 0, 1)`), and CPU backends walk such a view element by element
 /// in every one of Adam's operations: in a seed-size training step on burn-flex that was 28% of
-/// the time. One contiguous copy up front turns them into vectorised passes. Contiguous gradients
-/// are left as they are (a reshape is then only metadata, on every backend).
+/// the time. One contiguous copy up front turns them into vectorised passes. One-dimensional
+/// gradients (biases, norms) are contiguous already and left as they are.
 pub fn gradients<B: AutodiffBackend, M: AutodiffModule<B>>(
     loss: Tensor<B, 1>,
     model: &M,
@@ -28,13 +28,30 @@ struct MakeContiguous<'a> {
 impl<B: AutodiffBackend> ModuleVisitor<B> for MakeContiguous<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         if let Some(grad) = self.grads.remove::<B::InnerBackend, D>(param.id) {
-            let shape = grad.shape();
-            // Flattening a strided view is a copy into row-major order; back to D dims is free.
-            let flat = grad.reshape([shape.num_elements()]);
             self.grads
-                .register::<B::InnerBackend, D>(param.id, flat.reshape(shape));
+                .register::<B::InnerBackend, D>(param.id, row_major(grad));
         }
     }
+}
+
+/// `tensor`'s values in row-major order, in a buffer of their own.
+///
+/// A reshape of a strided view would do, but burn-flex copies a view it cannot fold into two
+/// dimensions, such as a weight gradient `[Cout, Cin, kh, kw]` stored as `[Cin, Cout, kh, kw]`,
+/// one element at a time through an index iterator. It negates a view that does not begin at the
+/// start of its buffer one contiguous run (here kh·kw values) at a time instead. So the first row
+/// and the rest are negated apart, joined, and negated back in place: exact (a sign flip), and
+/// 1.6x faster than the reshape for a 1024x1024x3x3 gradient. Other backends pay three passes
+/// over the convolution weights' gradients, small next to a training step.
+fn row_major<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Tensor<B, D> {
+    let rows = tensor.dims()[0];
+    if D < 2 || rows < 2 {
+        let shape = tensor.shape();
+        return tensor.reshape([shape.num_elements()]).reshape(shape);
+    }
+    let first = tensor.clone().narrow(0, 0, 1).neg();
+    let rest = tensor.narrow(0, 1, rows - 1).neg();
+    Tensor::cat(vec![first, rest], 0).neg()
 }
 
 #[cfg(test)]

@@ -101,7 +101,7 @@ pub fn run(args: &BenchArgs, root: &Path) -> Result<()> {
         .as_f64()
         .context("no matrix rate")?;
     println!(
-        "measured {rate_dtype} matrix rate (PyTorch, {device}, {threads} thread(s) on the CPU): {:.1} GFLOP/s",
+        "measured {rate_dtype} matrix rate (PyTorch on {device}): {:.1} GFLOP/s",
         matmul_rate / 1e9
     );
     println!(

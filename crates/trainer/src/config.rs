@@ -126,7 +126,11 @@ impl std::str::FromStr for Preset {
             .into_iter()
             .find(|preset| preset.name() == s)
             .ok_or_else(|| {
-                format!("unknown preset '{s}' (expected seed, ddpm-cifar10 or cpu-demo)")
+                let names: Vec<&str> = Preset::ALL.iter().map(|p| p.name()).collect();
+                format!(
+                    "unknown preset '{s}' (expected one of {})",
+                    names.join(", ")
+                )
             })
     }
 }

@@ -5,12 +5,11 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use burn::tensor::{Int, Tensor, TensorData};
 use burn_ndarray::NdArray;
 use ddpm_unet::{SimpleUnet, SimpleUnetConfig, WeightsError, trainable_params};
 use serde_json::Value;
 
-use common::{fixtures, floats, integers, load_json, relative_error, usizes};
+use common::{fixture_inputs, fixtures, floats, load_json, relative_error, usizes};
 
 type B = NdArray<f32>;
 
@@ -26,13 +25,7 @@ fn fresh_model(fixture: &Value) -> SimpleUnet<B> {
 
 /// max |ours - torch| / max |torch| over the fixture's eval-mode output.
 fn output_error(model: &SimpleUnet<B>, fixture: &Value) -> f64 {
-    let device = Default::default();
-    let x = Tensor::<B, 4>::from_data(
-        TensorData::new(floats(&fixture["input"]), usizes(&fixture["input_shape"])),
-        &device,
-    );
-    let t = integers(&fixture["timesteps"]);
-    let t = Tensor::<B, 1, Int>::from_data(TensorData::new(t.clone(), [t.len()]), &device);
+    let (x, t) = fixture_inputs::<B>(fixture, &Default::default());
     let ours: Vec<f32> = model.forward(x, t).into_data().to_vec().unwrap();
     relative_error(&ours, &floats(&fixture["output"]))
 }

@@ -6,7 +6,7 @@ mod common;
 use burn::module::{AutodiffModule, Module};
 use burn::optim::GradientsParams;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Distribution, Int, Tensor, TensorData};
+use burn::tensor::{Distribution, Tensor};
 use burn_ndarray::NdArray;
 use burn_store::ModuleSnapshot;
 use ddpm_unet::{
@@ -14,7 +14,7 @@ use ddpm_unet::{
 };
 use serde_json::Value;
 
-use common::{fixtures, floats, integers, load_json, usizes};
+use common::{fixture_inputs, fixtures, floats, load_json, relative_error, timesteps, usizes};
 
 type B = NdArray<f32>;
 type AD = burn::backend::Autodiff<B>;
@@ -25,10 +25,6 @@ fn fixture(name: &str) -> Value {
 
 fn values<const D: usize, Bk: Backend>(tensor: Tensor<Bk, D>) -> Vec<f32> {
     tensor.into_data().convert::<f32>().to_vec().unwrap()
-}
-
-fn timesteps<Bk: Backend>(t: &[i64], device: &Bk::Device) -> Tensor<Bk, 1, Int> {
-    Tensor::from_data(TensorData::new(t.to_vec(), [t.len()]), device)
 }
 
 #[test]
@@ -87,23 +83,10 @@ fn ddpm_unet_matches_pytorch_reference() {
         fixture["trainable_params"].as_u64().unwrap()
     );
 
-    let x = Tensor::<B, 4>::from_data(
-        TensorData::new(floats(&fixture["input"]), usizes(&fixture["input_shape"])),
-        &device,
-    );
-    let t = integers(&fixture["timesteps"]);
-    let ours = values(model.forward(x, timesteps::<B>(&t, &device)));
-    let reference = floats(&fixture["output"]);
-    let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let worst = ours
-        .iter()
-        .zip(&reference)
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-    println!(
-        "small DdpmUnet, .pth import: relative error {:e}",
-        worst / scale
-    );
-    assert!(worst / scale <= 1e-4, "relative error {}", worst / scale);
+    let (x, t) = fixture_inputs::<B>(&fixture, &device);
+    let error = relative_error(&values(model.forward(x, t)), &floats(&fixture["output"]));
+    println!("small DdpmUnet, .pth import: relative error {error:e}");
+    assert!(error <= 1e-4, "relative error {error}");
 
     // Safetensors round trip in the same layout.
     let dir = tempfile::tempdir().unwrap();

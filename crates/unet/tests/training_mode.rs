@@ -6,12 +6,11 @@ mod common;
 
 use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
-use burn::tensor::{Int, Tensor, TensorData};
 use burn_ndarray::NdArray;
 use burn_store::ModuleSnapshot;
 use ddpm_unet::{SimpleUnet, SimpleUnetConfig};
 
-use common::{fixtures, floats, integers, load_json, relative_error, usizes};
+use common::{fixture_inputs, fixtures, floats, load_json, relative_error, usizes};
 
 type B = NdArray<f32>;
 type AD = burn::backend::Autodiff<B>;
@@ -36,12 +35,7 @@ fn a_training_step_matches_pytorch() {
         .unwrap()
         .load_seed_checkpoint(&fixtures().join("seed_small.pth"))
         .unwrap();
-    let x = Tensor::<AD, 4>::from_data(
-        TensorData::new(floats(&fixture["input"]), usizes(&fixture["input_shape"])),
-        &device,
-    );
-    let t = integers(&fixture["timesteps"]);
-    let t = Tensor::<AD, 1, Int>::from_data(TensorData::new(t.clone(), [t.len()]), &device);
+    let (x, t) = fixture_inputs::<AD>(&fixture, &device);
 
     let output = model.forward(x, t);
     let ours: Vec<f32> = output.clone().into_data().to_vec().unwrap();

@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor, TensorData};
 use serde_json::Value;
 
 pub fn fixtures() -> PathBuf {
@@ -24,6 +26,23 @@ pub fn usizes(value: &Value) -> Vec<usize> {
 
 pub fn integers(value: &Value) -> Vec<i64> {
     array(value).map(|v| v.as_i64().unwrap()).collect()
+}
+
+/// Integer timesteps `[N]` as a tensor.
+pub fn timesteps<B: Backend>(t: &[i64], device: &B::Device) -> Tensor<B, 1, Int> {
+    Tensor::from_data(TensorData::new(t.to_vec(), [t.len()]), device)
+}
+
+/// A fixture's model inputs: its `input` batch `[N, C, H, W]` and its `timesteps`.
+pub fn fixture_inputs<B: Backend>(
+    fixture: &Value,
+    device: &B::Device,
+) -> (Tensor<B, 4>, Tensor<B, 1, Int>) {
+    let x = Tensor::from_data(
+        TensorData::new(floats(&fixture["input"]), usizes(&fixture["input_shape"])),
+        device,
+    );
+    (x, timesteps(&integers(&fixture["timesteps"]), device))
 }
 
 fn array(value: &Value) -> impl Iterator<Item = &Value> {

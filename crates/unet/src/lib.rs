@@ -10,6 +10,7 @@
 //! return the model output `[N, C, H, W]`.
 
 mod batch_norm;
+mod conv;
 mod denoiser;
 mod embedding;
 mod error;

@@ -8,6 +8,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Int, Tensor, backend::Backend};
 
 use crate::batch_norm::batch_norm_2d;
+use crate::conv::conv2d;
 use crate::{NoisePredictor, UnetError, sinusoidal_embedding};
 
 /// Shape of a [`SimpleUnet`]. Defaults are the seed's: RGB, channels 64 → 1024, time embedding 32.
@@ -130,10 +131,10 @@ impl<B: Backend> Block<B> {
         // The seed's order: ReLU before BatchNorm.
         // The time embedding is added to every pixel after bnorm1: folded into its affine step.
         let time = relu(self.time_mlp.forward(time));
-        let h = batch_norm_2d(&self.bnorm1, relu(self.conv1.forward(x)), Some(time));
-        let h = batch_norm_2d(&self.bnorm2, relu(self.conv2.forward(h)), None);
+        let h = batch_norm_2d(&self.bnorm1, relu(conv2d(&self.conv1, x)), Some(time));
+        let h = batch_norm_2d(&self.bnorm2, relu(conv2d(&self.conv2, h)), None);
         match &self.transform {
-            Resample::Down(conv) => conv.forward(h),
+            Resample::Down(conv) => conv2d(conv, h),
             Resample::Up(conv) => conv.forward(h),
         }
     }

@@ -1,0 +1,222 @@
+//! Convolutions on small feature maps, as one matrix product over the whole batch.
+//!
+//! burn-flex (like most im2col convolutions) multiplies the weights with one image's patches at
+//! a time, and computes the weight gradient as a convolution of the swapped input with the
+//! swapped output gradient. When a feature map has shrunk to a few pixels and the layer is wide,
+//! each of those products is thin, and the weights (up to 64 MiB in the seed's deepest block)
+//! are packed and streamed once per image. Gathering the patches of the whole batch first makes
+//! the forward pass and both gradients one product each over `batch × pixels` columns.
+//!
+//! Measured on burn-flex, 2 threads, the seed's layers at batch 8, forward + backward (ms, burn's
+//! convolution → gathered): 1024→1024 4×4 stride 2 (4×4 → 2×2) 295 → 63; 2048→512 3×3 at 2×2
+//! 138 → 32; 1024→1024 3×3 at 4×4 152 → 65; 512→512 3×3 at 8×8 81 → 66; but 128→128 at 32×32
+//! 84 → 125. Forward alone, gathering pays only at 2×2 and for the 1024-wide layers at 4×4
+//! (1024→1024: 42 → 25 ms; 1024→256: 11 → 15 ms). Hence two thresholds on output channels per
+//! output pixel, one for training (autodiff) and one for inference.
+
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
+use burn::tensor::ops::PadMode;
+use burn::tensor::{Slice, Tensor, backend::Backend};
+
+/// Output channels per output pixel from which a training step gathers the batch's patches.
+const GATHER_TRAINING_FROM: usize = 8;
+/// The same for inference, where burn's forward convolution is the stronger rival.
+const GATHER_INFERENCE_FROM: usize = 64;
+
+/// `conv.forward(x)`, computed as one batch-wide matrix product when the layer is plain (no
+/// groups, no dilation, explicit or no padding) and [`gathers`] says it pays.
+pub(crate) fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let training = B::ad_enabled(&x.device());
+    match Geometry::of(conv, x.dims()) {
+        Some(geometry) if gathers(conv.weight.dims()[0], geometry.out_pixels(), training) => {
+            gathered(conv, x, &geometry)
+        }
+        _ => conv.forward(x),
+    }
+}
+
+/// Whether gathering the batch's patches beats burn's convolution for a layer with
+/// `channels_out` output channels and `out_pixels` output pixels per image.
+fn gathers(channels_out: usize, out_pixels: usize, training: bool) -> bool {
+    let from = match training {
+        true => GATHER_TRAINING_FROM,
+        false => GATHER_INFERENCE_FROM,
+    };
+    channels_out >= from * out_pixels
+}
+
+/// Padding and output size of a plain convolution.
+struct Geometry {
+    /// Top, left, bottom, right.
+    padding: [usize; 4],
+    out_h: usize,
+    out_w: usize,
+}
+
+impl Geometry {
+    /// `None` for what [`gathered`] does not handle: groups, dilation, `Same` padding, or a
+    /// kernel larger than the padded input (burn's convolution reports that).
+    fn of<B: Backend>(conv: &Conv2d<B>, [_, _, height, width]: [usize; 4]) -> Option<Self> {
+        let padding = match conv.padding {
+            PaddingConfig2d::Explicit(top, left, bottom, right) => [top, left, bottom, right],
+            PaddingConfig2d::Valid => [0; 4],
+            PaddingConfig2d::Same => return None,
+        };
+        let [kernel_h, kernel_w] = conv.kernel_size;
+        let padded_h = height + padding[0] + padding[2];
+        let padded_w = width + padding[1] + padding[3];
+        let plain = conv.groups == 1 && conv.dilation == [1, 1];
+        if !plain || padded_h < kernel_h || padded_w < kernel_w {
+            return None;
+        }
+        Some(Self {
+            padding,
+            out_h: (padded_h - kernel_h) / conv.stride[0] + 1,
+            out_w: (padded_w - kernel_w) / conv.stride[1] + 1,
+        })
+    }
+
+    fn out_pixels(&self) -> usize {
+        self.out_h * self.out_w
+    }
+}
+
+/// The convolution as `W [Cout, Cin·kh·kw] × patches [Cin·kh·kw, N·out_h·out_w]`.
+fn gathered<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>, geometry: &Geometry) -> Tensor<B, 4> {
+    let [top, left, bottom, right] = geometry.padding;
+    let (out_h, out_w) = (geometry.out_h, geometry.out_w);
+    let [batch, channels_in, _, _] = x.dims();
+    let [kernel_h, kernel_w] = conv.kernel_size;
+    let [stride_h, stride_w] = conv.stride;
+    let weight = conv.weight.val();
+    let channels_out = weight.dims()[0];
+    let taps = kernel_h * kernel_w;
+
+    // Channels first, so that each kernel tap's pixels are `[Cin, N, out_h, out_w]` and the
+    // stacked taps are already the patch matrix's row-major layout.
+    let x = x
+        .swap_dims(0, 1)
+        .pad((left, right, top, bottom), PadMode::Constant(0.0));
+    let rows = |start: usize, count: usize, step: usize| {
+        let end = start + step * (count - 1) + 1;
+        Slice::new(start as isize, Some(end as isize), step as isize)
+    };
+    let mut patches = Vec::with_capacity(taps);
+    for i in 0..kernel_h {
+        for j in 0..kernel_w {
+            patches.push(x.clone().slice([
+                Slice::from(..),
+                Slice::from(..),
+                rows(i, out_h, stride_h),
+                rows(j, out_w, stride_w),
+            ]));
+        }
+    }
+    let patches =
+        Tensor::stack::<5>(patches, 1).reshape([channels_in * taps, batch * out_h * out_w]);
+    let mut out = weight
+        .reshape([channels_out, channels_in * taps])
+        .matmul(patches);
+    if let Some(bias) = &conv.bias {
+        out = out + bias.val().reshape([channels_out, 1]);
+    }
+    out.reshape([channels_out, batch, out_h, out_w])
+        .swap_dims(0, 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::Autodiff;
+    use burn::nn::conv::Conv2dConfig;
+    use burn::tensor::{Distribution, Tolerance};
+    use burn_ndarray::NdArray;
+
+    use super::*;
+
+    type B = Autodiff<NdArray<f32>>;
+
+    /// Output and all gradients of the gathered convolution against burn's `Conv2d::forward`.
+    fn check(config: Conv2dConfig, input: [usize; 4]) {
+        let device = Default::default();
+        let conv: Conv2d<B> = config.init(&device);
+        let x =
+            Tensor::<B, 4>::random(input, Distribution::Normal(0.0, 1.0), &device).require_grad();
+        let geometry = Geometry::of(&conv, input).expect("a plain convolution");
+        let ours = gathered(&conv, x.clone(), &geometry);
+        let burns = conv.forward(x.clone());
+        assert_eq!(ours.dims(), burns.dims());
+        let tolerance = Tolerance::<f32>::absolute(1e-5);
+        ours.to_data()
+            .assert_approx_eq::<f32>(&burns.to_data(), tolerance);
+
+        // A loss that weighs every output pixel differently.
+        let weights = Tensor::<B, 4>::random(burns.dims(), Distribution::Default, &device);
+        let our_grads = (ours * weights.clone()).sum().backward();
+        let burn_grads = (burns * weights).sum().backward();
+        let grad_of = |grads: &_, tensor: &Tensor<B, 4>| tensor.grad(grads).unwrap().into_data();
+        grad_of(&our_grads, &x).assert_approx_eq::<f32>(&grad_of(&burn_grads, &x), tolerance);
+        let weight = conv.weight.val();
+        grad_of(&our_grads, &weight)
+            .assert_approx_eq::<f32>(&grad_of(&burn_grads, &weight), tolerance);
+        let bias = conv.bias.as_ref().unwrap().val();
+        bias.grad(&our_grads)
+            .unwrap()
+            .into_data()
+            .assert_approx_eq::<f32>(&bias.grad(&burn_grads).unwrap().into_data(), tolerance);
+    }
+
+    #[test]
+    fn the_seeds_narrow_deep_layers_gather_and_its_wide_shallow_ones_do_not() {
+        // Training: the 4x4 stride-2 convolution down to 2x2, the 3x3 ones at 4x4 and 8x8.
+        assert!(gathers(1024, 4, true));
+        assert!(gathers(1024, 16, true));
+        assert!(gathers(512, 64, true));
+        assert!(!gathers(128, 64, true));
+        assert!(!gathers(128, 1024, true));
+        // Inference: only at 2x2, and the 1024-wide layers at 4x4.
+        assert!(gathers(512, 4, false));
+        assert!(gathers(1024, 16, false));
+        assert!(!gathers(256, 16, false));
+        assert!(!gathers(512, 64, false));
+    }
+
+    #[test]
+    fn same_padding_groups_and_dilation_are_left_to_burn() {
+        let device = Default::default();
+        let input = [1, 4, 2, 2];
+        let same = Conv2dConfig::new([4, 4], [3, 3]).with_padding(PaddingConfig2d::Same);
+        let grouped = Conv2dConfig::new([4, 4], [1, 1]).with_groups(2);
+        let dilated = Conv2dConfig::new([4, 4], [2, 2]).with_dilation([2, 2]);
+        let plain = Conv2dConfig::new([4, 4], [1, 1]);
+        for config in [same, grouped, dilated] {
+            assert!(Geometry::of(&config.init::<B>(&device), input).is_none());
+        }
+        let geometry = Geometry::of(&plain.init::<B>(&device), input).unwrap();
+        assert_eq!((geometry.out_h, geometry.out_w), (2, 2));
+    }
+
+    #[test]
+    fn a_3x3_convolution_at_2x2_matches_burns() {
+        let config =
+            Conv2dConfig::new([6, 5], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1));
+        check(config, [3, 6, 2, 2]);
+    }
+
+    #[test]
+    fn a_strided_4x4_convolution_down_to_2x2_matches_burns() {
+        let config = Conv2dConfig::new([4, 7], [4, 4])
+            .with_stride([2, 2])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1));
+        check(config, [2, 4, 4, 4]);
+    }
+
+    #[test]
+    fn uneven_padding_and_no_padding_match_burns() {
+        let uneven = Conv2dConfig::new([3, 4], [2, 3])
+            .with_stride([1, 2])
+            .with_padding(PaddingConfig2d::Explicit(0, 2, 1, 0));
+        check(uneven, [2, 3, 2, 3]);
+        check(Conv2dConfig::new([3, 4], [3, 3]), [2, 3, 4, 3]);
+    }
+}

@@ -22,7 +22,7 @@ use burn::tensor::{Slice, Tensor, backend::Backend};
 /// Output channels per output pixel from which a training step gathers the batch's patches.
 const GATHER_TRAINING_FROM: usize = 8;
 /// The same for inference, where burn's forward convolution is the stronger rival.
-const GATHER_INFERENCE_FROM: usize = 64;
+pub(crate) const GATHER_INFERENCE_FROM: usize = 64;
 
 /// `conv.forward(x)`, computed as one batch-wide matrix product when the layer is plain (no
 /// groups, no dilation, explicit or no padding) and [`gathers`] says it pays.
@@ -125,14 +125,51 @@ fn gathered<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>, geometry: &Geometry) 
         .swap_dims(0, 1)
 }
 
+/// What the gathered layers' tests share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use burn::tensor::backend::AutodiffBackend;
+    use burn::tensor::{Distribution, Tensor, Tolerance};
+
+    /// `ours` and `burns` (the same layer's output, computed both ways from `x`) agree, and so do
+    /// the gradients of `x`, `weight` and `bias` under a loss that weighs every output differently.
+    pub(crate) fn assert_same_as_burn<B: AutodiffBackend<FloatElem = f32>>(
+        ours: Tensor<B, 4>,
+        burns: Tensor<B, 4>,
+        x: &Tensor<B, 4>,
+        weight: &Tensor<B, 4>,
+        bias: Option<Tensor<B, 1>>,
+    ) {
+        assert_eq!(ours.dims(), burns.dims());
+        let tolerance = Tolerance::<f32>::absolute(1e-5);
+        ours.to_data()
+            .assert_approx_eq::<f32>(&burns.to_data(), tolerance);
+        let weights = Tensor::<B, 4>::random(burns.dims(), Distribution::Default, &x.device());
+        let our_grads = (ours * weights.clone()).sum().backward();
+        let burn_grads = (burns * weights).sum().backward();
+        for tensor in [x, weight] {
+            let ours = tensor.grad(&our_grads).expect("a gradient").into_data();
+            let burns = tensor.grad(&burn_grads).expect("a gradient").into_data();
+            ours.assert_approx_eq::<f32>(&burns, tolerance);
+        }
+        let bias = bias.expect("the layer has a bias");
+        let ours = bias.grad(&our_grads).expect("a gradient").into_data();
+        ours.assert_approx_eq::<f32>(
+            &bias.grad(&burn_grads).expect("a gradient").into_data(),
+            tolerance,
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use burn::backend::Autodiff;
     use burn::nn::conv::Conv2dConfig;
-    use burn::tensor::{Distribution, Tolerance};
+    use burn::tensor::Distribution;
     use burn_ndarray::NdArray;
 
     use super::*;
+    use crate::conv::testing::assert_same_as_burn;
 
     type B = Autodiff<NdArray<f32>>;
 
@@ -144,26 +181,8 @@ mod tests {
             Tensor::<B, 4>::random(input, Distribution::Normal(0.0, 1.0), &device).require_grad();
         let geometry = Geometry::of(&conv, input).expect("a plain convolution");
         let ours = gathered(&conv, x.clone(), &geometry);
-        let burns = conv.forward(x.clone());
-        assert_eq!(ours.dims(), burns.dims());
-        let tolerance = Tolerance::<f32>::absolute(1e-5);
-        ours.to_data()
-            .assert_approx_eq::<f32>(&burns.to_data(), tolerance);
-
-        // A loss that weighs every output pixel differently.
-        let weights = Tensor::<B, 4>::random(burns.dims(), Distribution::Default, &device);
-        let our_grads = (ours * weights.clone()).sum().backward();
-        let burn_grads = (burns * weights).sum().backward();
-        let grad_of = |grads: &_, tensor: &Tensor<B, 4>| tensor.grad(grads).unwrap().into_data();
-        grad_of(&our_grads, &x).assert_approx_eq::<f32>(&grad_of(&burn_grads, &x), tolerance);
-        let weight = conv.weight.val();
-        grad_of(&our_grads, &weight)
-            .assert_approx_eq::<f32>(&grad_of(&burn_grads, &weight), tolerance);
-        let bias = conv.bias.as_ref().unwrap().val();
-        bias.grad(&our_grads)
-            .unwrap()
-            .into_data()
-            .assert_approx_eq::<f32>(&bias.grad(&burn_grads).unwrap().into_data(), tolerance);
+        let bias = conv.bias.as_ref().map(|bias| bias.val());
+        assert_same_as_burn(ours, conv.forward(x.clone()), &x, &conv.weight.val(), bias);
     }
 
     #[test]

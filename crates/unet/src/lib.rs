@@ -11,6 +11,7 @@
 
 mod batch_norm;
 mod conv;
+mod conv_transpose;
 mod denoiser;
 mod embedding;
 mod error;

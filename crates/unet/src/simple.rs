@@ -9,6 +9,7 @@ use burn::tensor::{Int, Tensor, backend::Backend};
 
 use crate::batch_norm::batch_norm_2d;
 use crate::conv::conv2d;
+use crate::conv_transpose::conv_transpose2d;
 use crate::{NoisePredictor, UnetError, sinusoidal_embedding};
 
 /// Shape of a [`SimpleUnet`]. Defaults are the seed's: RGB, channels 64 → 1024, time embedding 32.
@@ -135,7 +136,7 @@ impl<B: Backend> Block<B> {
         let h = batch_norm_2d(&self.bnorm2, relu(conv2d(&self.conv2, h)), None);
         match &self.transform {
             Resample::Down(conv) => conv2d(conv, h),
-            Resample::Up(conv) => conv.forward(h),
+            Resample::Up(conv) => conv_transpose2d(conv, h),
         }
     }
 }

@@ -8,6 +8,10 @@
 //!
 //! Both implement [`NoisePredictor`]: given x_t `[N, C, H, W]` and integer timesteps `[N]`, they
 //! return the model output `[N, C, H, W]`.
+//!
+//! SimpleUnet computes its narrow deep layers (a few pixels, many channels) as one matrix product
+//! over the whole batch instead of burn's per-image convolution: the same values up to summation
+//! order, 1.2–1.3× faster seed-size training and sampling on burn-flex.
 
 mod batch_norm;
 mod conv;

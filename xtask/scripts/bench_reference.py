@@ -60,7 +60,7 @@ def matmul_rate(device, dtype):
     """The measured matrix-product rate (FLOP/s) on random data, the ceiling we compare to: bf16 on
     a GPU, f32 on the CPU (at the thread count set by the caller)."""
     cuda = device == "cuda"
-    n, reps = (8192, 10) if cuda else (2048, 10)
+    n, reps = 8192 if cuda else 2048, 10
     dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     a = torch.randn(n, n, device=device, dtype=dtype)

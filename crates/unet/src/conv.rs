@@ -98,7 +98,8 @@ fn gathered<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>, geometry: &Geometry) 
     let x = x
         .swap_dims(0, 1)
         .pad((left, right, top, bottom), PadMode::Constant(0.0));
-    let rows = |start: usize, count: usize, step: usize| {
+    // The `count` input positions a kernel tap at `start` reads, `step` apart.
+    let tap_positions = |start: usize, count: usize, step: usize| {
         let end = start + step * (count - 1) + 1;
         Slice::new(start as isize, Some(end as isize), step as isize)
     };
@@ -108,8 +109,8 @@ fn gathered<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>, geometry: &Geometry) 
             patches.push(x.clone().slice([
                 Slice::from(..),
                 Slice::from(..),
-                rows(i, out_h, stride_h),
-                rows(j, out_w, stride_w),
+                tap_positions(i, out_h, stride_h),
+                tap_positions(j, out_w, stride_w),
             ]));
         }
     }

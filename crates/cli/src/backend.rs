@@ -58,6 +58,13 @@ pub struct Selected {
     pub device: usize,
 }
 
+impl Selected {
+    /// Whether it computes on the CPU (flex or ndarray).
+    pub fn on_cpu(&self) -> bool {
+        self.choice != BackendChoice::Cuda
+    }
+}
+
 impl std::fmt::Display for Selected {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.choice {

@@ -4,12 +4,12 @@
 use std::time::Instant;
 
 use burn::backend::Autodiff;
-use burn::optim::Optimizer;
+use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Distribution, ElementConversion, Int, Tensor};
 use clap::{Args, ValueEnum};
 use ddpm_schedule::{DdpmConfig, Sampler};
-use ddpm_trainer::{Preset, TrainConfig, batch_loss, gradients, optimizer};
+use ddpm_trainer::{Preset, TrainConfig, batch_loss, optimizer};
 use ddpm_unet::{Denoiser, NoisePredictor};
 use serde::Serialize;
 
@@ -101,7 +101,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let (seconds, parameters) = if args.dtype == Dtype::Bf16 {
         time_bf16(&config, args, selected)?
     } else {
-        with_backend!(selected, B, device => time_case::<B>(&config, args, &device)?)
+        with_backend!(selected, B, device => time_case::<B>(&config, args, selected.on_cpu(), &device)?)
     };
     let mut sorted = seconds.clone();
     sorted.sort_by(f64::total_cmp);
@@ -125,10 +125,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
 fn time_case<B: Backend>(
     config: &TrainConfig,
     args: &BenchArgs,
+    on_cpu: bool,
     device: &B::Device,
 ) -> anyhow::Result<(Vec<f64>, usize)> {
     match args.case {
-        BenchCase::Train => time_training::<Autodiff<B>>(config, args, device),
+        BenchCase::Train => time_training::<Autodiff<B>>(config, args, on_cpu, device),
         BenchCase::Sample => time_sampling::<B>(config, args, device),
     }
 }
@@ -144,7 +145,7 @@ fn time_bf16(
         "--dtype bf16 needs --backend cuda"
     );
     let device = burn_cuda::CudaDevice::new(selected.device);
-    time_case::<burn_cuda::Cuda<burn::tensor::bf16>>(config, args, &device)
+    time_case::<burn_cuda::Cuda<burn::tensor::bf16>>(config, args, false, &device)
 }
 
 #[cfg(not(feature = "cuda"))]
@@ -175,12 +176,13 @@ fn input_batch<B: Backend>(
 fn time_training<B: AutodiffBackend>(
     config: &TrainConfig,
     args: &BenchArgs,
+    on_cpu: bool,
     device: &B::Device,
 ) -> anyhow::Result<(Vec<f64>, usize)> {
     B::seed(device, 0);
     let mut model: Denoiser<B> = config.model.init(device)?;
     let parameters = ddpm_unet::trainable_params(&model);
-    let mut optim = optimizer::<B>(config);
+    let mut optim = optimizer::<B>(config, on_cpu);
     let schedule = config.schedule.init()?;
     let forward = schedule.forward_process::<B>(device);
     let x0 = input_batch(&model, config, args.batch, device);
@@ -190,7 +192,7 @@ fn time_training<B: AutodiffBackend>(
         let start = Instant::now();
         let loss = batch_loss(&model, &forward, config, x0.clone());
         let _value: f32 = loss.clone().into_scalar().elem();
-        let grads = gradients(loss, &model);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optim.step(lr, model, grads);
         B::sync(device)?;
         if i >= args.warmup {

@@ -101,9 +101,11 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         config.batch_size = batch_size;
     }
 
+    let selected = args.backend.select()?;
     let options = TrainOptions {
         resume: args.resume.clone(),
         strict_data: args.strict,
+        threaded_optimizer: selected.on_cpu(),
         ..TrainOptions::new(&run_dir)
     };
     let stop = options.stop.clone();
@@ -115,7 +117,6 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     })
     .context("cannot install the Ctrl-C handler")?;
 
-    let selected = args.backend.select()?;
     let report = with_backend!(selected, B, device => {
         train::<Autodiff<B>>(&config, &options, &device)
     })?;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use burn::data::dataset::Dataset;
 use burn::module::{AutodiffModule, Module};
 use burn::optim::grad_clipping::GradientClippingConfig;
-use burn::optim::{AdamConfig, Optimizer};
+use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::record::Recorder;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Tensor};
@@ -22,8 +22,8 @@ use crate::checkpoint::{
     CheckpointState, Save, checkpoint_name, load_record, read_state, recorder, resolve_checkpoint,
 };
 use crate::ema::update_ema;
-use crate::gradients::gradients;
 use crate::loss::loss;
+use crate::optimizer::ThreadedAdam;
 use crate::progress::Reporter;
 use crate::{TrainConfig, TrainError};
 
@@ -49,6 +49,9 @@ pub struct TrainOptions {
     pub progress_bar: bool,
     /// Fail on an undecodable training image instead of skipping it with a warning.
     pub strict_data: bool,
+    /// Step Adam's parameters concurrently on rayon's pool: for CPU backends (see
+    /// [`ThreadedAdam`]); a GPU backend gains nothing, its steps only queue kernels.
+    pub threaded_optimizer: bool,
     /// A failure to inject, for tests of the failure paths.
     pub fault: Option<Fault>,
 }
@@ -62,6 +65,7 @@ impl TrainOptions {
             stop: Arc::new(AtomicBool::new(false)),
             progress_bar: true,
             strict_data: false,
+            threaded_optimizer: false,
             fault: None,
         }
     }
@@ -134,7 +138,7 @@ pub fn train<B: AutodiffBackend>(
         .model
         .init(device)
         .map_err(|e| TrainError::Config(e.to_string()))?;
-    let mut optim = optimizer::<B>(config);
+    let mut optim = optimizer::<B>(config, options.threaded_optimizer);
     let mut ema: Option<Denoiser<B::InnerBackend>> = config.ema.map(|_| model.valid());
     let mut step = 0;
     let mut smoothed: Option<f64> = None;
@@ -202,7 +206,7 @@ pub fn train<B: AutodiffBackend>(
                 });
             }
             let lr = learning_rate(config, step);
-            let grads = gradients(step_loss, &model);
+            let grads = GradientsParams::from_grads(step_loss.backward(), &model);
             model = optim.step(lr, model, grads);
             step += 1;
             if let (Some(ema_model), Some(ema_config)) = (ema.take(), config.ema.as_ref()) {
@@ -366,16 +370,20 @@ fn save_checkpoint<B: AutodiffBackend, O: Optimizer<Denoiser<B>, B>>(
     })
 }
 
-/// The recipe's optimiser: burn's Adam with its epsilon and gradient clipping.
-pub fn optimizer<B: AutodiffBackend>(config: &TrainConfig) -> impl Optimizer<Denoiser<B>, B> {
+/// The recipe's optimiser: burn's Adam with its epsilon and gradient clipping, its parameters
+/// stepped concurrently when `threaded` (CPU backends).
+pub fn optimizer<B: AutodiffBackend>(
+    config: &TrainConfig,
+    threaded: bool,
+) -> ThreadedAdam<Denoiser<B>, B> {
     let clipping = config
         .optimizer
         .grad_clip_norm
         .map(GradientClippingConfig::Norm);
-    AdamConfig::new()
+    let adam = AdamConfig::new()
         .with_epsilon(config.optimizer.epsilon)
-        .with_grad_clipping(clipping)
-        .init::<B, Denoiser<B>>()
+        .with_grad_clipping(clipping);
+    ThreadedAdam::new(&adam, threaded)
 }
 
 /// The training loss of one batch `x0`: timesteps and noise drawn on the device, x0 noised in

@@ -247,8 +247,11 @@ mod tests {
         fn new() -> Self {
             let device = Default::default();
             let net = Self {
+                // No bias: the norm after it would cancel its gradient to rounding noise, which
+                // Adam scales up to steps of its own.
                 conv: Conv2dConfig::new([3, 4], [3, 3])
                     .with_stride([2, 2])
+                    .with_bias(false)
                     .init(&device),
                 norm: BatchNormConfig::new(4).init(&device),
                 linear: LinearConfig::new(4 * 4 * 4, 5).init(&device),
@@ -314,7 +317,7 @@ mod tests {
         for threaded in [true, false] {
             let mut ours = ThreadedAdam::new(&config, threaded);
             let values = train(start.clone(), &mut ours, 0..3).values();
-            assert_eq!(values.len(), 6);
+            assert_eq!(values.len(), 5);
             assert_eq!(values, expected, "threaded: {threaded}");
         }
     }
@@ -326,7 +329,7 @@ mod tests {
         let start = Net::new();
         let expected = train(start.clone(), &mut burns(&config), 0..3).values();
         let values = train(start, &mut ThreadedAdam::new(&config, true), 0..3).values();
-        assert_eq!(values.len(), 6);
+        assert_eq!(values.len(), 5);
         for (ours, burns) in values.iter().zip(&expected) {
             for (a, b) in ours.iter().zip(burns) {
                 assert!((a - b).abs() <= 1e-6, "{a} vs {b}");

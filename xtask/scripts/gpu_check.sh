@@ -5,7 +5,8 @@
 #   strip -o .gpu/ddpm target/release/ddpm && strip -o .gpu/xtask target/release/xtask &&
 #   gzip -9 .gpu/ddpm .gpu/xtask            # the device tool carries at most 64 MiB
 # then run `bash xtask/scripts/gpu_check.sh` there from the repository root, carrying .gpu.
-# Results go to $OUT (or ./gpu-out).
+# Results go to $OUT (or ./gpu-out). GATHERING_AB=1 adds seed training at batch 64 with
+# SimpleUnet's batch gathering off (cuda's default) and on.
 set -uo pipefail
 out=${OUT:-gpu-out}
 mkdir -p "$out"
@@ -25,3 +26,11 @@ time .gpu/ddpm sample --checkpoint "$runs/cpu-demo" -n 64 --out "$out/ddpm.png"
 
 echo "== benchmark"
 .gpu/xtask bench --cuda --ddpm .gpu/ddpm --python python3 ${BENCH_ARGS:-} --out "$out/bench-gpu.json"
+
+if [ "${GATHERING_AB:-0}" = 1 ]; then
+    echo "== SimpleUnet's batch gathering on cuda: seed training, batch 64, off then on"
+    for gathering in off on; do
+        timeout 300 .gpu/ddpm bench --backend cuda --case train --preset seed --batch 64 \
+            --batch-gathering "$gathering" | tee -a "$out/gathering.jsonl"
+    done
+fi

@@ -32,12 +32,28 @@ pub struct BackendArgs {
     /// The GPU to use with the cuda backend.
     #[arg(long, default_value_t = 0)]
     device: usize,
+    /// SimpleUnet's narrow deep layers as batch-wide matrix products (default: on for the CPU
+    /// backends, whose convolutions go one image at a time; off for cuda).
+    #[arg(long)]
+    batch_gathering: Option<Toggle>,
+}
+
+/// On or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Toggle {
+    On,
+    Off,
 }
 
 impl BackendArgs {
-    /// The backend to run on; see [`select`].
+    /// The backend to run on (see [`select`]), with SimpleUnet's batch gathering set for it.
     pub fn select(&self) -> anyhow::Result<Selected> {
-        select(self.backend, self.device)
+        let selected = select(self.backend, self.device)?;
+        let gathering = self
+            .batch_gathering
+            .map_or(selected.on_cpu(), |toggle| toggle == Toggle::On);
+        ddpm_unet::set_batch_gathering(gathering);
+        Ok(selected)
     }
 }
 

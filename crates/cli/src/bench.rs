@@ -84,6 +84,8 @@ struct BenchResult {
     image_size: usize,
     backend: String,
     threads: usize,
+    /// Whether SimpleUnet's narrow deep layers ran as batch-wide matrix products.
+    batch_gathering: bool,
     parameters: usize,
     seconds: Vec<f64>,
     images_per_second: f64,
@@ -114,6 +116,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         image_size: config.image_size,
         backend: format!("{}-{}", selected.choice, args.dtype),
         threads: rayon::current_num_threads(),
+        batch_gathering: ddpm_unet::batch_gathering(),
         parameters,
         seconds,
         images_per_second: args.batch as f64 / median,

@@ -13,6 +13,12 @@
 //! 84 → 125. Forward alone, gathering pays only at 2×2 and for the 1024-wide layers at 4×4
 //! (1024→1024: 42 → 25 ms; 1024→256: 11 → 15 ms). Hence two thresholds on output channels per
 //! output pixel, one for training (autodiff) and one for inference.
+//!
+//! All of it pays where a backend convolves one image at a time (burn-flex, burn-ndarray); a
+//! backend whose convolution kernels already span the batch (burn-cuda's implicit GEMM) only gets
+//! the patches' extra memory traffic. Hence [`set_batch_gathering`], a process-wide switch.
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
@@ -24,12 +30,29 @@ const GATHER_TRAINING_FROM: usize = 8;
 /// The same for inference, where burn's forward convolution is the stronger rival.
 pub(crate) const GATHER_INFERENCE_FROM: usize = 64;
 
-/// `conv.forward(x)`, computed as one batch-wide matrix product when the layer is plain (no
-/// groups, no dilation, explicit or no padding) and [`gathers`] says it pays.
+static BATCH_GATHERING: AtomicBool = AtomicBool::new(true);
+
+/// Whether SimpleUnet may compute its narrow deep layers as batch-wide matrix products (the
+/// default) or always uses burn's convolutions. Process-wide; the values agree up to summation
+/// order either way. Turn it off for backends with batch-wide convolution kernels (GPUs).
+pub fn set_batch_gathering(enabled: bool) {
+    BATCH_GATHERING.store(enabled, Ordering::Relaxed);
+}
+
+/// See [`set_batch_gathering`].
+pub fn batch_gathering() -> bool {
+    BATCH_GATHERING.load(Ordering::Relaxed)
+}
+
+/// `conv.forward(x)`, computed as one batch-wide matrix product when batch gathering is on, the
+/// layer is plain (no groups, no dilation, explicit or no padding) and [`gathers`] says it pays.
 pub(crate) fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
     let training = B::ad_enabled(&x.device());
     match Geometry::of(conv, x.dims()) {
-        Some(geometry) if gathers(conv.weight.dims()[0], geometry.out_pixels(), training) => {
+        Some(geometry)
+            if batch_gathering()
+                && gathers(conv.weight.dims()[0], geometry.out_pixels(), training) =>
+        {
             gathered(conv, x, &geometry)
         }
         _ => conv.forward(x),
@@ -184,6 +207,29 @@ mod tests {
         let ours = gathered(&conv, x.clone(), &geometry);
         let bias = conv.bias.as_ref().map(|bias| bias.val());
         assert_same_as_burn(ours, conv.forward(x.clone()), &x, &conv.weight.val(), bias);
+    }
+
+    #[test]
+    fn batch_gathering_can_be_switched_off() {
+        // 32 output channels for 2x2 output pixels: this layer gathers in training.
+        let device = Default::default();
+        let conv: Conv2d<B> = Conv2dConfig::new([32, 32], [3, 3])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .init(&device);
+        let x = Tensor::<B, 4>::random([3, 32, 2, 2], Distribution::Normal(0.0, 1.0), &device);
+        let values = |y: Tensor<B, 4>| y.into_data().to_vec::<f32>().unwrap();
+        let geometry = Geometry::of(&conv, x.dims()).unwrap();
+        let burns = values(conv.forward(x.clone()));
+        let gathered = values(gathered(&conv, x.clone(), &geometry));
+        // The two differ in summation order, so the output tells which one ran.
+        assert_ne!(burns, gathered);
+
+        assert!(batch_gathering());
+        assert_eq!(values(conv2d(&conv, x.clone())), gathered);
+        set_batch_gathering(false);
+        let off = values(conv2d(&conv, x));
+        set_batch_gathering(true);
+        assert_eq!(off, burns);
     }
 
     #[test]

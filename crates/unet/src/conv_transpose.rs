@@ -14,10 +14,10 @@ use burn::nn::conv::ConvTranspose2d;
 use burn::tensor::ops::PadMode;
 use burn::tensor::{Tensor, backend::Backend};
 
-use crate::conv::GATHER_INFERENCE_FROM;
+use crate::conv::{GATHER_INFERENCE_FROM, batch_gathering};
 
-/// `conv.forward(x)`, as one batch-wide matrix product when the layer is plain (no groups,
-/// dilation or output padding, stride at most the kernel) and has at least
+/// `conv.forward(x)`, as one batch-wide matrix product when batch gathering is on, the layer is
+/// plain (no groups, dilation or output padding, stride at most the kernel) and has at least
 /// [`GATHER_INFERENCE_FROM`] input channels per input pixel.
 pub(crate) fn conv_transpose2d<B: Backend>(
     conv: &ConvTranspose2d<B>,
@@ -25,7 +25,9 @@ pub(crate) fn conv_transpose2d<B: Backend>(
 ) -> Tensor<B, 4> {
     let [_, channels_in, height, width] = x.dims();
     match out_size(conv, [height, width]) {
-        Some(_) if channels_in >= GATHER_INFERENCE_FROM * height * width => gathered(conv, x),
+        Some(_) if batch_gathering() && channels_in >= GATHER_INFERENCE_FROM * height * width => {
+            gathered(conv, x)
+        }
         _ => conv.forward(x),
     }
 }

@@ -11,7 +11,8 @@
 //!
 //! SimpleUnet computes its narrow deep layers (a few pixels, many channels) as one matrix product
 //! over the whole batch instead of burn's per-image convolution: the same values up to summation
-//! order, 1.2–1.3× faster seed-size training and sampling on burn-flex.
+//! order, 1.2–1.3× faster seed-size training and sampling on burn-flex. [`set_batch_gathering`]
+//! turns that off (for GPU backends, whose convolutions already span the batch).
 
 mod batch_norm;
 mod conv;
@@ -25,6 +26,7 @@ mod predictor;
 mod simple;
 mod weights;
 
+pub use conv::{batch_gathering, set_batch_gathering};
 pub use denoiser::{Denoiser, DenoiserConfig};
 pub use embedding::sinusoidal_embedding;
 pub use error::{UnetError, WeightsError};

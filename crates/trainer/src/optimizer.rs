@@ -23,12 +23,12 @@ pub type AdamRecord<M, B> = <OptimizerAdaptor<Adam, M, B> as Optimizer<M, B>>::R
 ///
 /// Why: burn's optimiser adaptor steps one parameter after another, and on a CPU backend most
 /// of Adam's dozen elementwise passes then run on one thread: for the seed's 62M parameters on
-/// burn-flex that was about a sixth of a training step, with the gradient copy below. Parameters
+/// burn-flex that was a fifth of a training step, with the gradient copy below. Parameters
 /// are independent, so stepping them concurrently changes no value: each goes through burn's own
 /// `Adam::step` (the same operations in the same order) and per-parameter gradient clipping, and
 /// the state is burn's record ([`AdamRecord`]).
 ///
-/// Each gradient is first copied into a contiguous buffer ([`row_major`]), in the same
+/// Each gradient is first copied into a contiguous buffer (see `row_major`), in the same
 /// concurrent pass: burn computes a convolution's weight gradient as a transposed view, which
 /// CPU backends would otherwise walk element by element in every one of Adam's operations.
 ///

@@ -56,24 +56,20 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend> ThreadedAdam<M, B> {
     }
 
     fn step_grads(&mut self, lr: LearningRate, module: M, mut grads: GradAdaptor) -> M {
-        let mut take = TakeParams::<B> {
+        let mut take = TakeParams::<M, B> {
             grads: &mut grads,
+            records: &mut self.records,
+            adam: &self.adam,
+            clipping: self.clipping.as_ref(),
+            lr,
             jobs: Vec::new(),
         };
         let module = module.map(&mut take);
-        let (adam, clipping) = (&self.adam, self.clipping.as_ref());
-        let runs: Vec<_> = take
-            .jobs
-            .into_iter()
-            .map(|(id, job)| {
-                let record = self.records.remove(&id);
-                move || job(adam, clipping, lr, record)
-            })
-            .collect();
+        let jobs = take.jobs;
         let stepped: Vec<Stepped<B>> = if self.threaded {
-            runs.into_par_iter().map(|run| run()).collect()
+            jobs.into_par_iter().map(|job| job()).collect()
         } else {
-            runs.into_iter().map(|run| run()).collect()
+            jobs.into_iter().map(|job| job()).collect()
         };
         module.map(&mut PutParams::<M, B> {
             stepped: stepped.into_iter().map(|s| (s.id, s)).collect(),
@@ -115,16 +111,8 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend> Optimizer<M, B> for ThreadedAdam<
     }
 }
 
-/// One parameter's step, given Adam, the gradient clipping, the rate and the parameter's state.
-type Job<B> = Box<
-    dyn FnOnce(
-            &Adam,
-            Option<&GradientClipping>,
-            LearningRate,
-            Option<AdaptorRecord<Adam, B>>,
-        ) -> Stepped<B>
-        + Send,
->;
+/// One parameter's step.
+type Job<'a, B> = Box<dyn FnOnce() -> Stepped<B> + Send + 'a>;
 
 /// A stepped parameter, flattened so that parameters of every rank share one list.
 struct Stepped<B: AutodiffBackend> {
@@ -137,12 +125,16 @@ struct Stepped<B: AutodiffBackend> {
 
 /// Takes each parameter that has a gradient out of the module (leaving an empty tensor, so that
 /// Adam's operations own their buffers and update them in place) and makes its step a job.
-struct TakeParams<'a, B: AutodiffBackend> {
-    grads: &'a mut GradAdaptor,
-    jobs: Vec<(ParamId, Job<B>)>,
+struct TakeParams<'a, 'm, M: AutodiffModule<B>, B: AutodiffBackend> {
+    grads: &'m mut GradAdaptor,
+    records: &'m mut AdamRecord<M, B>,
+    adam: &'a Adam,
+    clipping: Option<&'a GradientClipping>,
+    lr: LearningRate,
+    jobs: Vec<Job<'a, B>>,
 }
 
-impl<B: AutodiffBackend> ModuleMapper<B> for TakeParams<'_, B> {
+impl<'a, M: AutodiffModule<B>, B: AutodiffBackend> ModuleMapper<B> for TakeParams<'a, '_, M, B> {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
         let (id, tensor, mapper) = param.consume();
         let Some((grad, _)) = self.grads.remove::<B::InnerBackend, D>(id) else {
@@ -151,13 +143,14 @@ impl<B: AutodiffBackend> ModuleMapper<B> for TakeParams<'_, B> {
         let placeholder = Tensor::empty([0; D], &tensor.device());
         let require_grad = tensor.is_require_grad();
         let value = tensor.inner();
-        let job: Job<B> = Box::new(move |adam, clipping, lr, record| {
+        let state = self.records.remove(&id).map(|r| r.into_state::<D>());
+        let (adam, clipping, lr) = (self.adam, self.clipping, self.lr);
+        let job: Job<'a, B> = Box::new(move || {
             let grad = row_major(grad);
             let grad = match clipping {
                 Some(clipping) => clipping.clip_gradient(grad),
                 None => grad,
             };
-            let state = record.map(|record| record.into_state::<D>());
             let (value, state) = SimpleOptimizer::step(adam, lr, value, grad, state);
             let shape = value.shape();
             Stepped {
@@ -168,7 +161,7 @@ impl<B: AutodiffBackend> ModuleMapper<B> for TakeParams<'_, B> {
                 record: state.map(AdaptorRecord::from_state),
             }
         });
-        self.jobs.push((id, job));
+        self.jobs.push(job);
         Param::from_mapped_value(id, placeholder, mapper)
     }
 }

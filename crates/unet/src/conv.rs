@@ -155,23 +155,28 @@ pub(crate) mod testing {
     use burn::tensor::backend::AutodiffBackend;
     use burn::tensor::{Distribution, Tensor, Tolerance};
 
-    /// `ours` and `burns` (the same layer's output, computed both ways from `x`) agree, and so do
-    /// the gradients of `x`, `weight` and `bias` under a loss that weighs every output differently.
+    /// A layer computed two ways, `ours` and `burns`, agrees on a random input of shape `input`:
+    /// the output, and the gradients of the input, `weight` and `bias` under a loss that weighs
+    /// every output differently.
     pub(crate) fn assert_same_as_burn<B: AutodiffBackend<FloatElem = f32>>(
-        ours: Tensor<B, 4>,
-        burns: Tensor<B, 4>,
-        x: &Tensor<B, 4>,
+        input: [usize; 4],
+        ours: impl Fn(Tensor<B, 4>) -> Tensor<B, 4>,
+        burns: impl Fn(Tensor<B, 4>) -> Tensor<B, 4>,
         weight: &Tensor<B, 4>,
         bias: Option<Tensor<B, 1>>,
     ) {
+        let device = weight.device();
+        let x =
+            Tensor::<B, 4>::random(input, Distribution::Normal(0.0, 1.0), &device).require_grad();
+        let (ours, burns) = (ours(x.clone()), burns(x.clone()));
         assert_eq!(ours.dims(), burns.dims());
         let tolerance = Tolerance::<f32>::absolute(1e-5);
         ours.to_data()
             .assert_approx_eq::<f32>(&burns.to_data(), tolerance);
-        let weights = Tensor::<B, 4>::random(burns.dims(), Distribution::Default, &x.device());
+        let weights = Tensor::<B, 4>::random(burns.dims(), Distribution::Default, &device);
         let our_grads = (ours * weights.clone()).sum().backward();
         let burn_grads = (burns * weights).sum().backward();
-        for tensor in [x, weight] {
+        for tensor in [&x, weight] {
             let ours = tensor.grad(&our_grads).expect("a gradient").into_data();
             let burns = tensor.grad(&burn_grads).expect("a gradient").into_data();
             ours.assert_approx_eq::<f32>(&burns, tolerance);
@@ -199,14 +204,11 @@ mod tests {
 
     /// Output and all gradients of the gathered convolution against burn's `Conv2d::forward`.
     fn check(config: Conv2dConfig, input: [usize; 4]) {
-        let device = Default::default();
-        let conv: Conv2d<B> = config.init(&device);
-        let x =
-            Tensor::<B, 4>::random(input, Distribution::Normal(0.0, 1.0), &device).require_grad();
+        let conv: Conv2d<B> = config.init(&Default::default());
         let geometry = Geometry::of(&conv, input).expect("a plain convolution");
-        let ours = gathered(&conv, x.clone(), &geometry);
+        let ours = |x| gathered(&conv, x, &geometry);
         let bias = conv.bias.as_ref().map(|bias| bias.val());
-        assert_same_as_burn(ours, conv.forward(x.clone()), &x, &conv.weight.val(), bias);
+        assert_same_as_burn(input, ours, |x| conv.forward(x), &conv.weight.val(), bias);
     }
 
     #[test]

@@ -36,6 +36,10 @@ pub struct BackendArgs {
     /// backends, whose convolutions go one image at a time; off for cuda).
     #[arg(long)]
     batch_gathering: Option<Toggle>,
+    /// SimpleUnet's convolutions on flex by this project's batch-parallel kernels, with their own
+    /// backward pass (default: on; off: burn-flex's convolutions). Only flex has them.
+    #[arg(long)]
+    own_conv: Option<Toggle>,
 }
 
 /// On or off.
@@ -46,13 +50,16 @@ pub enum Toggle {
 }
 
 impl BackendArgs {
-    /// The backend to run on (see [`select`]), with SimpleUnet's batch gathering set for it.
+    /// The backend to run on (see [`select`]), with SimpleUnet's batch gathering and (on flex)
+    /// convolution kernels set for it.
     pub fn select(&self) -> anyhow::Result<Selected> {
         let selected = select(self.backend, self.device)?;
         let gathering = self
             .batch_gathering
             .map_or(selected.on_cpu(), |toggle| toggle == Toggle::On);
         ddpm_unet::set_batch_gathering(gathering);
+        let own_conv = self.own_conv != Some(Toggle::Off);
+        crate::flex_conv::register(selected.choice == BackendChoice::Flex && own_conv);
         Ok(selected)
     }
 }

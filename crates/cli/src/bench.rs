@@ -13,7 +13,7 @@ use ddpm_trainer::{Preset, TrainConfig, batch_loss, optimizer};
 use ddpm_unet::{Denoiser, NoisePredictor};
 use serde::Serialize;
 
-use crate::backend::BackendArgs;
+use crate::backend::{BackendArgs, BackendChoice};
 use crate::with_backend;
 
 /// Arguments of `ddpm bench`.
@@ -86,6 +86,8 @@ struct BenchResult {
     threads: usize,
     /// Whether SimpleUnet's narrow deep layers ran as batch-wide matrix products.
     batch_gathering: bool,
+    /// Whether SimpleUnet's other convolutions ran on this project's flex kernels.
+    own_conv: bool,
     parameters: usize,
     seconds: Vec<f64>,
     images_per_second: f64,
@@ -117,6 +119,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         backend: format!("{}-{}", selected.choice, args.dtype),
         threads: rayon::current_num_threads(),
         batch_gathering: ddpm_unet::batch_gathering(),
+        own_conv: selected.choice == BackendChoice::Flex
+            && ddpm_unet::conv_kernels::<crate::backend::Flex>().is_some(),
         parameters,
         seconds,
         images_per_second: args.batch as f64 / median,

@@ -4,6 +4,7 @@ mod allocator;
 mod backend;
 mod bench;
 mod diffuse;
+mod flex_conv;
 mod sample;
 mod train;
 mod weights;

@@ -1,27 +1,20 @@
-//! `ddpm bench` end to end on ndarray: one JSON line, and the batch-gathering switch.
+//! `ddpm bench` end to end: one JSON line, the batch-gathering switch and flex's kernels.
 
 mod common;
 
 use common::ddpm;
 
-/// The JSON line `ddpm bench` prints for a one-step cpu-demo sampling run with `extra` flags.
+/// The JSON line `ddpm bench` prints for a one-step cpu-demo sampling run on ndarray, or on what
+/// `extra` flags say.
 fn bench(extra: &[&str]) -> serde_json::Value {
     let mut args = vec![
-        "bench",
-        "--case",
-        "sample",
-        "--preset",
-        "cpu-demo",
-        "--batch",
-        "2",
-        "--warmup",
-        "0",
-        "--iters",
-        "1",
-        "--backend",
-        "ndarray",
+        "bench", "--case", "sample", "--preset", "cpu-demo", "--batch", "2", "--warmup", "0",
+        "--iters", "1",
     ];
     args.extend_from_slice(extra);
+    if !extra.contains(&"--backend") {
+        args.extend_from_slice(&["--backend", "ndarray"]);
+    }
     let run = ddpm(&args);
     assert!(run.status.success(), "{}", common::text(&run));
     serde_json::from_slice(&run.stdout).unwrap()
@@ -41,4 +34,15 @@ fn reports_one_step_and_whether_the_batch_was_gathered() {
         bench(&["--batch-gathering", "off"])["batch_gathering"],
         false
     );
+    // ndarray has no kernels of ours.
+    assert_eq!(result["own_conv"], false);
+}
+
+#[test]
+fn flex_runs_on_this_projects_convolutions_unless_told_not_to() {
+    let result = bench(&["--backend", "flex"]);
+    assert_eq!(result["backend"], "flex-f32");
+    assert_eq!(result["own_conv"], true);
+    let off = bench(&["--backend", "flex", "--own-conv", "off"]);
+    assert_eq!(off["own_conv"], false);
 }

@@ -22,13 +22,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
-use burn::tensor::ops::PadMode;
+use burn::tensor::ops::{ConvOptions, PadMode};
 use burn::tensor::{Slice, Tensor, backend::Backend};
+
+use crate::kernels::conv_kernels;
 
 /// Output channels per output pixel from which a training step gathers the batch's patches.
 const GATHER_TRAINING_FROM: usize = 8;
 /// The same for inference, where burn's forward convolution is the stronger rival.
 pub(crate) const GATHER_INFERENCE_FROM: usize = 64;
+/// Both thresholds against a [registered kernel](crate::register_conv_kernels) instead of burn's
+/// convolution (measured against the `ddpm` binary's flex kernels, batch 8: in training 512→512
+/// 3×3 at 8×8 takes 52 ms there and 70 gathered, 1024→1024 at 4×4 74 and 68, 2048→512 at 2×2 66
+/// and 28; in inference 1024→1024 at 4×4 16 and 23 ms, 2048→512 at 2×2 15 and 11).
+const GATHER_TRAINING_FROM_KERNEL: usize = 64;
+const GATHER_INFERENCE_FROM_KERNEL: usize = 128;
 
 static BATCH_GATHERING: AtomicBool = AtomicBool::new(true);
 
@@ -45,26 +53,49 @@ pub fn batch_gathering() -> bool {
 }
 
 /// `conv.forward(x)`, computed as one batch-wide matrix product when batch gathering is on, the
-/// layer is plain (no groups, no dilation, explicit or no padding) and [`gathers`] says it pays.
+/// layer is plain (no groups, no dilation, explicit or no padding) and [`gathers`] says it pays;
+/// otherwise by the [registered kernel](crate::register_conv_kernels) for `B` if there is one
+/// and the padding is symmetric, else by burn.
 pub(crate) fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
     let training = B::ad_enabled(&x.device());
-    match Geometry::of(conv, x.dims()) {
-        Some(geometry)
-            if batch_gathering()
-                && gathers(conv.weight.dims()[0], geometry.out_pixels(), training) =>
-        {
-            gathered(conv, x, &geometry)
+    let Some(geometry) = Geometry::of(conv, x.dims()) else {
+        return conv.forward(x);
+    };
+    let kernels = conv_kernels::<B>();
+    let rival = match kernels {
+        Some(_) => Rival::Kernel,
+        None => Rival::Burn,
+    };
+    let channels_out = conv.weight.dims()[0];
+    if batch_gathering() && gathers(channels_out, geometry.out_pixels(), training, rival) {
+        return gathered(conv, x, &geometry);
+    }
+    match (kernels, geometry.options(conv)) {
+        (Some(kernels), Some(options)) => {
+            let bias = conv.bias.as_ref().map(|bias| bias.val());
+            (kernels.conv2d)(x, conv.weight.val(), bias, options)
         }
         _ => conv.forward(x),
     }
 }
 
-/// Whether gathering the batch's patches beats burn's convolution for a layer with
-/// `channels_out` output channels and `out_pixels` output pixels per image.
-fn gathers(channels_out: usize, out_pixels: usize, training: bool) -> bool {
-    let from = match training {
-        true => GATHER_TRAINING_FROM,
-        false => GATHER_INFERENCE_FROM,
+/// What a layer that does not gather runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rival {
+    /// burn's convolution.
+    Burn,
+    /// The kernel registered for the backend.
+    Kernel,
+}
+
+/// Whether gathering the batch's patches beats the `rival` for a layer with `channels_out`
+/// output channels and `out_pixels` output pixels per image.
+fn gathers(channels_out: usize, out_pixels: usize, training: bool, rival: Rival) -> bool {
+    let from = match (rival, training) {
+        (Rival::Burn, true) => GATHER_TRAINING_FROM,
+        (Rival::Burn, false) => GATHER_INFERENCE_FROM,
+        (Rival::Kernel, true) => GATHER_TRAINING_FROM_KERNEL,
+        (Rival::Kernel, false) => GATHER_INFERENCE_FROM_KERNEL,
     };
     channels_out >= from * out_pixels
 }
@@ -98,6 +129,13 @@ impl Geometry {
             out_h: (padded_h - kernel_h) / conv.stride[0] + 1,
             out_w: (padded_w - kernel_w) / conv.stride[1] + 1,
         })
+    }
+
+    /// burn's options for the layer, if its padding is the same on both sides of each axis.
+    fn options<B: Backend>(&self, conv: &Conv2d<B>) -> Option<ConvOptions<2>> {
+        let [top, left, bottom, right] = self.padding;
+        (top == bottom && left == right)
+            .then(|| ConvOptions::new(conv.stride, [top, left], conv.dilation, conv.groups))
     }
 
     fn out_pixels(&self) -> usize {
@@ -236,17 +274,32 @@ mod tests {
 
     #[test]
     fn the_seeds_narrow_deep_layers_gather_and_its_wide_shallow_ones_do_not() {
+        let burn = Rival::Burn;
         // Training: the 4x4 stride-2 convolution down to 2x2, the 3x3 ones at 4x4 and 8x8.
-        assert!(gathers(1024, 4, true));
-        assert!(gathers(1024, 16, true));
-        assert!(gathers(512, 64, true));
-        assert!(!gathers(128, 64, true));
-        assert!(!gathers(128, 1024, true));
+        assert!(gathers(1024, 4, true, burn));
+        assert!(gathers(1024, 16, true, burn));
+        assert!(gathers(512, 64, true, burn));
+        assert!(!gathers(128, 64, true, burn));
+        assert!(!gathers(128, 1024, true, burn));
         // Inference: only at 2x2, and the 1024-wide layers at 4x4.
-        assert!(gathers(512, 4, false));
-        assert!(gathers(1024, 16, false));
-        assert!(!gathers(256, 16, false));
-        assert!(!gathers(512, 64, false));
+        assert!(gathers(512, 4, false, burn));
+        assert!(gathers(1024, 16, false, burn));
+        assert!(!gathers(256, 16, false, burn));
+        assert!(!gathers(512, 64, false, burn));
+    }
+
+    #[test]
+    fn fewer_layers_gather_against_a_registered_kernel() {
+        let kernel = Rival::Kernel;
+        // Training: at 2x2, and the 1024-wide layers at 4x4.
+        assert!(gathers(512, 4, true, kernel));
+        assert!(gathers(1024, 16, true, kernel));
+        assert!(!gathers(512, 16, true, kernel));
+        assert!(!gathers(512, 64, true, kernel));
+        // Inference: the 512-wide and wider layers at 2x2.
+        assert!(gathers(512, 4, false, kernel));
+        assert!(!gathers(256, 4, false, kernel));
+        assert!(!gathers(1024, 16, false, kernel));
     }
 
     #[test]

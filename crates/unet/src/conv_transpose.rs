@@ -11,24 +11,40 @@
 //! on input channels per input pixel, the convolutions' inference one, training or not.
 
 use burn::nn::conv::ConvTranspose2d;
-use burn::tensor::ops::PadMode;
+use burn::tensor::ops::{ConvTransposeOptions, PadMode};
 use burn::tensor::{Tensor, backend::Backend};
 
 use crate::conv::{GATHER_INFERENCE_FROM, batch_gathering};
+use crate::kernels::conv_kernels;
 
 /// `conv.forward(x)`, as one batch-wide matrix product when batch gathering is on, the layer is
 /// plain (no groups, dilation or output padding, stride at most the kernel) and has at least
-/// [`GATHER_INFERENCE_FROM`] input channels per input pixel.
+/// [`GATHER_INFERENCE_FROM`] input channels per input pixel; other plain layers go to the
+/// [registered kernel](crate::register_conv_kernels) for `B` if there is one, the rest to burn.
 pub(crate) fn conv_transpose2d<B: Backend>(
     conv: &ConvTranspose2d<B>,
     x: Tensor<B, 4>,
 ) -> Tensor<B, 4> {
     let [_, channels_in, height, width] = x.dims();
-    match out_size(conv, [height, width]) {
-        Some(_) if batch_gathering() && channels_in >= GATHER_INFERENCE_FROM * height * width => {
-            gathered(conv, x)
+    if out_size(conv, [height, width]).is_none() {
+        return conv.forward(x);
+    }
+    if batch_gathering() && channels_in >= GATHER_INFERENCE_FROM * height * width {
+        return gathered(conv, x);
+    }
+    match conv_kernels::<B>() {
+        Some(kernels) => {
+            let options = ConvTransposeOptions::new(
+                conv.stride,
+                conv.padding,
+                conv.padding_out,
+                conv.dilation,
+                conv.groups,
+            );
+            let bias = conv.bias.as_ref().map(|bias| bias.val());
+            (kernels.conv_transpose2d)(x, conv.weight.val(), bias, options)
         }
-        _ => conv.forward(x),
+        None => conv.forward(x),
     }
 }
 

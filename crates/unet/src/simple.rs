@@ -149,7 +149,7 @@ impl<B: Backend> SimpleUnet<B> {
             self.time_mlp
                 .forward(sinusoidal_embedding(t, self.time_embedding_dim)),
         );
-        let mut x = self.conv0.forward(x);
+        let mut x = conv2d(&self.conv0, x);
         let mut skips = Vec::with_capacity(self.downs.len());
         for down in &self.downs {
             x = down.forward(x, time.clone());
@@ -159,7 +159,7 @@ impl<B: Backend> SimpleUnet<B> {
             let skip = skips.pop().expect("one skip per down block");
             x = up.forward(Tensor::cat(vec![x, skip], 1), time.clone());
         }
-        self.output.forward(x)
+        conv2d(&self.output, x)
     }
 }
 

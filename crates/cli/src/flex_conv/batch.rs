@@ -1,0 +1,178 @@
+//! A convolution's forward pass and gradients over a batch of row-major f32 images, one image per
+//! rayon task: its patch matrix, then one matrix product (gemm).
+//!
+//! - forward: `y_n [Cout, P] = W [Cout, K] × patches(x_n) [K, P]`
+//! - input gradient: `dx_n = col2im(Wᵀ [K, Cout] × dy_n [Cout, P])`
+//! - weight gradient: `dW [Cout, K] = Σ_n dy_n [Cout, P] × patches(x_n)ᵀ [P, K]`
+//!
+//! with `K = Cin·kh·kw` and `P = out_h·out_w`. A transposed convolution is the same three with
+//! the roles swapped (its forward pass is a convolution's input gradient).
+
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+use super::im2col::{Geometry, col2im_add, im2col};
+
+/// A row-major matrix operand: the values, and the steps between rows and between columns.
+#[derive(Clone, Copy)]
+struct Operand<'a> {
+    values: &'a [f32],
+    row_step: usize,
+    column_step: usize,
+}
+
+impl<'a> Operand<'a> {
+    fn rows(values: &'a [f32], columns: usize) -> Self {
+        Self {
+            values,
+            row_step: columns,
+            column_step: 1,
+        }
+    }
+
+    /// The transpose of a row-major matrix with `columns` columns.
+    fn transposed(values: &'a [f32], columns: usize) -> Self {
+        Self {
+            values,
+            row_step: 1,
+            column_step: columns,
+        }
+    }
+
+    fn covers(&self, rows: usize, columns: usize) -> bool {
+        (rows - 1) * self.row_step + (columns - 1) * self.column_step < self.values.len()
+    }
+}
+
+/// `out [m, n] (+)= lhs [m, k] × rhs [k, n]`, `out` row-major; adds when `accumulate`.
+fn matmul(
+    out: &mut [f32],
+    [m, n, k]: [usize; 3],
+    lhs: Operand,
+    rhs: Operand,
+    accumulate: bool,
+    parallelism: Parallelism,
+) {
+    assert!(m > 0 && n > 0 && k > 0 && out.len() >= m * n);
+    assert!(lhs.covers(m, k) && rhs.covers(k, n));
+    // SAFETY: the assertions keep every index gemm computes from these sizes and steps inside
+    // the three slices, and `out` is borrowed mutably, so it aliases neither operand.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.values.as_ptr(),
+            lhs.column_step as isize,
+            lhs.row_step as isize,
+            rhs.values.as_ptr(),
+            rhs.column_step as isize,
+            rhs.row_step as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// With fewer images than threads, each product uses the threads; otherwise the images do.
+fn product_parallelism(images: usize) -> Parallelism {
+    match images < rayon::current_num_threads() {
+        true => Parallelism::Rayon(0),
+        false => Parallelism::None,
+    }
+}
+
+/// `x` `[N, Cin, H, W]`, `weight` `[Cout, Cin, kh, kw]` → `[N, Cout, out_h, out_w]`.
+pub fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, g: &Geometry) -> Vec<f32> {
+    let (patch_len, pixels, plane) = (g.patch_len(), g.out_pixels(), g.channels_in * g.in_plane());
+    let parallelism = product_parallelism(g.batch);
+    let mut y = vec![0.0; g.batch * g.channels_out * pixels];
+    let per_image = |patches: &mut Vec<f32>, (image, y): (usize, &mut [f32])| {
+        im2col(&x[image * plane..][..plane], g, patches);
+        let weight = Operand::rows(weight, patch_len);
+        let patches = Operand::rows(patches, pixels);
+        let shape = [g.channels_out, pixels, patch_len];
+        matmul(y, shape, weight, patches, false, parallelism);
+        if let Some(bias) = bias {
+            add_channel_bias(y, bias, pixels);
+        }
+    };
+    y.par_chunks_mut(g.channels_out * pixels)
+        .enumerate()
+        .for_each_init(|| vec![0.0; patch_len * pixels], per_image);
+    y
+}
+
+/// The gradient of [`forward`] with respect to `x`, given `dy` `[N, Cout, out_h, out_w]`.
+pub fn input_grad(weight: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
+    let (patch_len, pixels, plane) = (g.patch_len(), g.out_pixels(), g.channels_in * g.in_plane());
+    let parallelism = product_parallelism(g.batch);
+    let mut dx = vec![0.0; g.batch * plane];
+    let per_image = |patches: &mut Vec<f32>, (image, dx): (usize, &mut [f32])| {
+        let dy = Operand::rows(&dy[image * g.channels_out * pixels..], pixels);
+        let weight = Operand::transposed(weight, patch_len);
+        let shape = [patch_len, pixels, g.channels_out];
+        matmul(patches, shape, weight, dy, false, parallelism);
+        col2im_add(patches, g, dx);
+    };
+    dx.par_chunks_mut(plane)
+        .enumerate()
+        .for_each_init(|| vec![0.0; patch_len * pixels], per_image);
+    dx
+}
+
+/// The gradient of [`forward`] with respect to the weight, `[Cout, Cin, kh, kw]`.
+pub fn weight_grad(x: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
+    let (patch_len, pixels, plane) = (g.patch_len(), g.out_pixels(), g.channels_in * g.in_plane());
+    let parallelism = product_parallelism(g.batch);
+    // One partial sum per thread: each image adds its product to its thread's.
+    let images_per_part = g.batch.div_ceil(rayon::current_num_threads());
+    let part = |first: usize| {
+        let mut sum = vec![0.0; g.channels_out * patch_len];
+        let mut patches = vec![0.0; patch_len * pixels];
+        for image in first..(first + images_per_part).min(g.batch) {
+            im2col(&x[image * plane..][..plane], g, &mut patches);
+            let dy = Operand::rows(&dy[image * g.channels_out * pixels..], pixels);
+            let patches = Operand::transposed(&patches, pixels);
+            let shape = [g.channels_out, patch_len, pixels];
+            matmul(&mut sum, shape, dy, patches, image > first, parallelism);
+        }
+        sum
+    };
+    let parts: Vec<usize> = (0..g.batch).step_by(images_per_part).collect();
+    parts
+        .into_par_iter()
+        .map(part)
+        .reduce_with(|mut total, part| {
+            total
+                .iter_mut()
+                .zip(&part)
+                .for_each(|(sum, value)| *sum += value);
+            total
+        })
+        .expect("a batch has at least one image")
+}
+
+/// Adds `bias[c]` to every value of channel `c` of one image `[C, pixels]`.
+pub fn add_channel_bias(image: &mut [f32], bias: &[f32], pixels: usize) {
+    for (channel, &bias) in image.chunks_exact_mut(pixels).zip(bias) {
+        channel.iter_mut().for_each(|value| *value += bias);
+    }
+}
+
+/// Per-channel sums of `t` `[N, C, pixels]` (a bias's gradient).
+pub fn channel_sums(t: &[f32], channels: usize, pixels: usize) -> Vec<f32> {
+    let mut sums = vec![0.0; channels];
+    for (index, channel) in t.chunks_exact(pixels).enumerate() {
+        sums[index % channels] += channel.iter().sum::<f32>();
+    }
+    sums
+}

@@ -1,0 +1,126 @@
+//! Convolution kernels a binary registers for its backend at run time.
+//!
+//! This crate is generic over the backend and uses burn's convolutions. A binary that knows its
+//! backend can register faster ones for it (the `ddpm` binary does for burn-flex: convolutions
+//! parallel over the batch, with their own backward pass); SimpleUnet's plain convolutions and
+//! transposed convolutions then call those instead of burn's, except where batch gathering
+//! ([`set_batch_gathering`](crate::set_batch_gathering)) takes a layer.
+
+use std::any::{Any, TypeId};
+use std::sync::RwLock;
+
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+use burn::tensor::{Tensor, backend::Backend};
+
+/// A 2-D convolution with burn's signature (`burn::tensor::module::conv2d`).
+pub type Conv2dFn<B> =
+    fn(Tensor<B, 4>, Tensor<B, 4>, Option<Tensor<B, 1>>, ConvOptions<2>) -> Tensor<B, 4>;
+
+/// A 2-D transposed convolution with burn's signature
+/// (`burn::tensor::module::conv_transpose2d`).
+pub type ConvTranspose2dFn<B> =
+    fn(Tensor<B, 4>, Tensor<B, 4>, Option<Tensor<B, 1>>, ConvTransposeOptions<2>) -> Tensor<B, 4>;
+
+/// Replacements for burn's convolutions on backend `B`. They are called only for plain layers:
+/// one group, no dilation, symmetric padding, no output padding.
+pub struct ConvKernels<B: Backend> {
+    /// Replaces `Conv2d::forward`.
+    pub conv2d: Conv2dFn<B>,
+    /// Replaces `ConvTranspose2d::forward`.
+    pub conv_transpose2d: ConvTranspose2dFn<B>,
+}
+
+// Function pointers: copyable whatever `B` is (a derive would ask `B: Copy`).
+impl<B: Backend> Clone for ConvKernels<B> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<B: Backend> Copy for ConvKernels<B> {}
+
+/// One entry per backend type; a handful at most, so a list.
+type Registry = Vec<(TypeId, Box<dyn Any + Send + Sync>)>;
+
+static REGISTRY: RwLock<Registry> = RwLock::new(Vec::new());
+
+/// Makes SimpleUnet use `kernels` on backend `B` (process-wide), or burn's convolutions again
+/// with `None`.
+pub fn register_conv_kernels<B: Backend>(kernels: Option<ConvKernels<B>>) {
+    let mut registry = REGISTRY
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    registry.retain(|(backend, _)| *backend != TypeId::of::<B>());
+    if let Some(kernels) = kernels {
+        registry.push((TypeId::of::<B>(), Box::new(kernels)));
+    }
+}
+
+/// The kernels registered for backend `B`, if any.
+pub fn conv_kernels<B: Backend>() -> Option<ConvKernels<B>> {
+    let registry = REGISTRY
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    registry
+        .iter()
+        .find(|(backend, _)| *backend == TypeId::of::<B>())
+        .and_then(|(_, kernels)| kernels.downcast_ref::<ConvKernels<B>>().copied())
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::nn::PaddingConfig2d;
+    use burn::nn::conv::{Conv2dConfig, ConvTranspose2dConfig};
+    use burn::tensor::{Distribution, module};
+    use burn_ndarray::NdArray;
+
+    use super::*;
+    use crate::conv::conv2d;
+    use crate::conv_transpose::conv_transpose2d;
+
+    // A backend type no other test uses: the registry is process-wide.
+    type B = NdArray<f64>;
+
+    /// burn's convolutions plus one, so that the output tells which ran.
+    fn marked_kernels() -> ConvKernels<B> {
+        ConvKernels {
+            conv2d: |x, weight, bias, options| module::conv2d(x, weight, bias, options) + 1.0,
+            conv_transpose2d: |x, weight, bias, options| {
+                module::conv_transpose2d(x, weight, bias, options) + 1.0
+            },
+        }
+    }
+
+    #[test]
+    fn plain_layers_run_on_the_registered_kernels() {
+        let device = Default::default();
+        let padding = PaddingConfig2d::Explicit(1, 1, 1, 1);
+        let conv = Conv2dConfig::new([3, 4], [3, 3])
+            .with_padding(padding)
+            .init::<B>(&device);
+        let uneven = PaddingConfig2d::Explicit(0, 1, 2, 1);
+        let uneven = Conv2dConfig::new([3, 4], [3, 3])
+            .with_padding(uneven)
+            .init::<B>(&device);
+        let up = ConvTranspose2dConfig::new([3, 4], [4, 4])
+            .with_stride([2, 2])
+            .with_padding([1, 1])
+            .init::<B>(&device);
+        let x = Tensor::<B, 4>::random([2, 3, 8, 8], Distribution::Default, &device);
+        let difference = |a: Tensor<B, 4>, b: Tensor<B, 4>| (a - b).abs().max().into_scalar();
+
+        register_conv_kernels(Some(marked_kernels()));
+        assert!(conv_kernels::<B>().is_some());
+        let ours = conv2d(&conv, x.clone());
+        assert!(difference(ours, conv.forward(x.clone()) + 1.0) < 1e-12);
+        let ours = conv_transpose2d(&up, x.clone());
+        assert!(difference(ours, up.forward(x.clone()) + 1.0) < 1e-12);
+        // burn's options have one padding per axis: uneven padding stays with burn.
+        assert!(difference(conv2d(&uneven, x.clone()), uneven.forward(x.clone())) < 1e-12);
+
+        register_conv_kernels::<B>(None);
+        assert!(conv_kernels::<B>().is_none());
+        assert!(difference(conv2d(&conv, x.clone()), conv.forward(x.clone())) < 1e-12);
+        assert!(difference(conv_transpose2d(&up, x.clone()), up.forward(x)) < 1e-12);
+    }
+}

@@ -13,6 +13,10 @@
 //! over the whole batch instead of burn's per-image convolution: the same values up to summation
 //! order, 1.2–1.3× faster seed-size training and sampling on burn-flex. [`set_batch_gathering`]
 //! turns that off (for GPU backends, whose convolutions already span the batch).
+//!
+//! Both models' plain convolutions can run on kernels a binary registers for its backend
+//! ([`register_conv_kernels`]); the `ddpm` binary registers batch-parallel ones with their own
+//! backward pass for burn-flex.
 
 mod batch_norm;
 mod conv;

@@ -15,6 +15,7 @@ use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{Int, Tensor, backend::Backend};
 
+use crate::conv::conv2d;
 use crate::{NoisePredictor, UnetError, sinusoidal_embedding};
 
 /// Shape of a [`DdpmUnet`]. Defaults are the paper's CIFAR-10 model (35,746,307 parameters).
@@ -273,13 +274,13 @@ struct ResBlock<B: Backend> {
 
 impl<B: Backend> ResBlock<B> {
     fn forward(&self, x: Tensor<B, 4>, temb: Tensor<B, 2>) -> Tensor<B, 4> {
-        let h = self.conv1.forward(silu(self.norm1.forward(x.clone())));
+        let h = conv2d(&self.conv1, silu(self.norm1.forward(x.clone())));
         let [n, c] = [h.dims()[0], h.dims()[1]];
         let h = h + self.temb_proj.forward(silu(temb)).reshape([n, c, 1, 1]);
         let h = silu(self.norm2.forward(h));
-        let h = self.conv2.forward(self.dropout.forward(h));
+        let h = conv2d(&self.conv2, self.dropout.forward(h));
         let shortcut = match &self.nin_shortcut {
-            Some(conv) => conv.forward(x),
+            Some(conv) => conv2d(conv, x),
             None => x,
         };
         shortcut + h
@@ -301,18 +302,16 @@ impl<B: Backend> AttnBlock<B> {
         let [n, c, height, width] = x.dims();
         let positions = height * width;
         let h = self.norm.forward(x.clone());
-        let q = self
-            .q
-            .forward(h.clone())
+        let q = conv2d(&self.q, h.clone())
             .reshape([n, c, positions])
             .swap_dims(1, 2);
-        let k = self.k.forward(h.clone()).reshape([n, c, positions]);
-        let v = self.v.forward(h).reshape([n, c, positions]);
+        let k = conv2d(&self.k, h.clone()).reshape([n, c, positions]);
+        let v = conv2d(&self.v, h).reshape([n, c, positions]);
         let weights = softmax(q.matmul(k).mul_scalar((c as f64).powf(-0.5)), 2);
         let attended = v
             .matmul(weights.swap_dims(1, 2))
             .reshape([n, c, height, width]);
-        x + self.proj_out.forward(attended)
+        x + conv2d(&self.proj_out, attended)
     }
 }
 
@@ -332,8 +331,7 @@ impl<B: Backend> Upsample<B> {
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let [_, _, height, width] = x.dims();
         let options = InterpolateOptions::new(InterpolateMode::Nearest);
-        self.conv
-            .forward(interpolate(x, [2 * height, 2 * width], options))
+        conv2d(&self.conv, interpolate(x, [2 * height, 2 * width], options))
     }
 }
 
@@ -343,7 +341,7 @@ impl<B: Backend> DdpmUnet<B> {
         let temb = sinusoidal_embedding(t, self.base_channels);
         let temb = self.temb.dense[1].forward(silu(self.temb.dense[0].forward(temb)));
 
-        let mut skips = vec![self.conv_in.forward(x)];
+        let mut skips = vec![conv2d(&self.conv_in, x)];
         for level in &self.down {
             for (i, block) in level.block.iter().enumerate() {
                 let mut h = block.forward(skips.last().expect("non-empty").clone(), temb.clone());
@@ -353,9 +351,7 @@ impl<B: Backend> DdpmUnet<B> {
                 skips.push(h);
             }
             if let Some(downsample) = &level.downsample {
-                let h = downsample
-                    .conv
-                    .forward(skips.last().expect("non-empty").clone());
+                let h = conv2d(&downsample.conv, skips.last().expect("non-empty").clone());
                 skips.push(h);
             }
         }
@@ -379,7 +375,7 @@ impl<B: Backend> DdpmUnet<B> {
                 h = upsample.forward(h);
             }
         }
-        self.conv_out.forward(silu(self.norm_out.forward(h)))
+        conv2d(&self.conv_out, silu(self.norm_out.forward(h)))
     }
 }
 

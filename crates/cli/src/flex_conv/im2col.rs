@@ -99,6 +99,9 @@ impl Geometry {
                 let rows = self.inside(0, i);
                 for j in 0..kernel_w {
                     let columns = self.inside(1, j);
+                    if columns.is_empty() {
+                        continue;
+                    }
                     let patch_row = (channel * kernel_h + i) * kernel_w + j;
                     for out_y in rows.clone() {
                         let in_y = out_y * self.stride[0] + i - self.padding[0];
@@ -141,6 +144,9 @@ pub fn im2col(image: &[f32], geometry: &Geometry, patches: &mut [f32]) {
                     let target = &mut row[out_y * width..][..width];
                     target[..columns.start].fill(0.0);
                     target[columns.end..].fill(0.0);
+                    if columns.is_empty() {
+                        continue;
+                    }
                     if geometry.stride[1] == 1 {
                         let start = geometry.in_x(columns.start, j);
                         target[columns.clone()]
@@ -217,6 +223,9 @@ mod tests {
             g([1, 2, 5, 7], [2, 2, 3, 2], [2, 1], [0, 2]),
             g([1, 1, 3, 3], [1, 1, 1, 1], [1, 1], [0, 0]),
             g([1, 2, 2, 3], [1, 2, 5, 5], [3, 2], [2, 2]),
+            // Taps that read only padding; stride 1 in one axis only.
+            g([1, 2, 2, 2], [2, 2, 7, 7], [1, 1], [3, 3]),
+            g([1, 2, 6, 5], [2, 2, 3, 3], [2, 1], [1, 1]),
         ]
         .into_iter()
         .map(|geometry| geometry.expect("shapes that fit"))

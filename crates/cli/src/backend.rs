@@ -36,7 +36,7 @@ pub struct BackendArgs {
     /// backends, whose convolutions go one image at a time; off for cuda).
     #[arg(long)]
     batch_gathering: Option<Toggle>,
-    /// SimpleUnet's convolutions on flex by this project's batch-parallel kernels, with their own
+    /// The models' convolutions on flex by this project's batch-parallel kernels, with their own
     /// backward pass (default: on; off: burn-flex's convolutions). Only flex has them.
     #[arg(long)]
     own_conv: Option<Toggle>,

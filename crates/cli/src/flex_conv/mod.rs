@@ -1,5 +1,5 @@
 //! Convolutions for burn-flex, batch-parallel, with their own backward pass, registered with
-//! `ddpm-unet` so that SimpleUnet's plain layers use them on flex.
+//! `ddpm-unet` so that both its models' plain layers use them on flex.
 //!
 //! burn-flex convolves one image after another, with serial layout conversions around each
 //! product, and burn computes a convolution's weight gradient as a convolution of the input and
@@ -34,7 +34,7 @@ use crate::backend::Flex;
 
 type FlexAutodiff = Autodiff<Flex>;
 
-/// Makes SimpleUnet use these kernels on flex (training and inference), or burn's again.
+/// Makes ddpm-unet's models use these kernels on flex (training and inference), or burn's again.
 pub fn register(enabled: bool) {
     match enabled {
         true => {
@@ -54,6 +54,19 @@ pub fn register(enabled: bool) {
     }
 }
 
+/// Whether the operands are f32, the only element type the kernels handle.
+fn all_f32<B: Backend>(
+    x: &Tensor<B, 4>,
+    weight: &Tensor<B, 4>,
+    bias: &Option<Tensor<B, 1>>,
+) -> bool {
+    let bias = bias.iter().map(|bias| bias.dtype());
+    [x.dtype(), weight.dtype()]
+        .into_iter()
+        .chain(bias)
+        .all(|dtype| dtype == DType::F32)
+}
+
 /// The geometry of a plain f32 convolution, or `None` (then burn computes it).
 fn conv_geometry<B: Backend>(
     x: &Tensor<B, 4>,
@@ -62,10 +75,7 @@ fn conv_geometry<B: Backend>(
     options: &ConvOptions<2>,
 ) -> Option<Geometry> {
     let plain = options.groups == 1 && options.dilation == [1, 1];
-    let f32s = [x.dtype(), weight.dtype()]
-        .into_iter()
-        .chain(bias.iter().map(|b| b.dtype()));
-    let f32s = f32s.into_iter().all(|dtype| dtype == DType::F32);
+    let f32s = all_f32(x, weight, bias);
     let geometry = Geometry::new(x.dims(), weight.dims(), options.stride, options.padding)?;
     let bias_fits = bias
         .as_ref()
@@ -83,10 +93,7 @@ fn conv_transpose_geometry<B: Backend>(
     options: &ConvTransposeOptions<2>,
 ) -> Option<Geometry> {
     let plain = options.groups == 1 && options.dilation == [1, 1] && options.padding_out == [0, 0];
-    let f32s = [x.dtype(), weight.dtype()]
-        .into_iter()
-        .chain(bias.iter().map(|b| b.dtype()));
-    let f32s = f32s.into_iter().all(|dtype| dtype == DType::F32);
+    let f32s = all_f32(x, weight, bias);
     let [batch, _, height, width] = x.dims();
     let [_, channels_out, kernel_h, kernel_w] = weight.dims();
     let side = |size: usize, axis: usize, kernel: usize| {

@@ -13,7 +13,7 @@ use ddpm_trainer::{Preset, TrainConfig, batch_loss, optimizer};
 use ddpm_unet::{Denoiser, NoisePredictor};
 use serde::Serialize;
 
-use crate::backend::{BackendArgs, BackendChoice};
+use crate::backend::BackendArgs;
 use crate::with_backend;
 
 /// Arguments of `ddpm bench`.
@@ -119,8 +119,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         backend: format!("{}-{}", selected.choice, args.dtype),
         threads: rayon::current_num_threads(),
         batch_gathering: ddpm_unet::batch_gathering(),
-        own_conv: selected.choice == BackendChoice::Flex
-            && ddpm_unet::conv_kernels::<crate::backend::Flex>().is_some(),
+        // `select` registers them only when flex runs.
+        own_conv: ddpm_unet::conv_kernels::<crate::backend::Flex>().is_some(),
         parameters,
         seconds,
         images_per_second: args.batch as f64 / median,

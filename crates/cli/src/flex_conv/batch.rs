@@ -2,7 +2,7 @@
 //! rayon task: its patch matrix, then one matrix product (gemm).
 //!
 //! - forward: `y_n [Cout, P] = W [Cout, K] × patches(x_n) [K, P]`
-//! - input gradient: `dx_n = col2im(Wᵀ [K, Cout] × dy_n [Cout, P])`
+//! - input gradient (the transposed convolution): `dx_n = col2im(Wᵀ [K, Cout] × dy_n [Cout, P])`
 //! - weight gradient: `dW [Cout, K] = Σ_n dy_n [Cout, P] × patches(x_n)ᵀ [P, K]`
 //!
 //! with `K = Cin·kh·kw` and `P = out_h·out_w`. A transposed convolution is the same three with
@@ -111,22 +111,27 @@ pub fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, g: &Geometry) ->
     y
 }
 
-/// The gradient of [`forward`] with respect to `x`, given `dy` `[N, Cout, out_h, out_w]`.
-pub fn input_grad(weight: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
+/// The transposed convolution of `y` `[N, Cout, out_h, out_w]` → `[N, Cin, H, W]`, plus `bias`
+/// per `Cin` channel. Without a bias, and with `y` = `dy`, the gradient of [`forward`] with
+/// respect to `x`.
+pub fn transposed(weight: &[f32], y: &[f32], bias: Option<&[f32]>, g: &Geometry) -> Vec<f32> {
     let (patch_len, pixels, plane) = (g.patch_len(), g.out_pixels(), g.channels_in * g.in_plane());
     let parallelism = product_parallelism(g.batch);
-    let mut dx = vec![0.0; g.batch * plane];
-    let per_image = |patches: &mut Vec<f32>, (image, dx): (usize, &mut [f32])| {
-        let dy = Operand::rows(&dy[image * g.channels_out * pixels..], pixels);
+    let mut x = vec![0.0; g.batch * plane];
+    let per_image = |patches: &mut Vec<f32>, (image, x): (usize, &mut [f32])| {
+        let y = Operand::rows(&y[image * g.channels_out * pixels..], pixels);
         let weight = Operand::transposed(weight, patch_len);
         let shape = [patch_len, pixels, g.channels_out];
-        matmul(patches, shape, weight, dy, false, parallelism);
-        col2im_add(patches, g, dx);
+        matmul(patches, shape, weight, y, false, parallelism);
+        col2im_add(patches, g, x);
+        if let Some(bias) = bias {
+            add_channel_bias(x, bias, g.in_plane());
+        }
     };
-    dx.par_chunks_mut(plane)
+    x.par_chunks_mut(plane)
         .enumerate()
         .for_each_init(|| vec![0.0; patch_len * pixels], per_image);
-    dx
+    x
 }
 
 /// The gradient of [`forward`] with respect to the weight, `[Cout, Cin, kh, kw]`.
@@ -162,7 +167,7 @@ pub fn weight_grad(x: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
 }
 
 /// Adds `bias[c]` to every value of channel `c` of one image `[C, pixels]`.
-pub fn add_channel_bias(image: &mut [f32], bias: &[f32], pixels: usize) {
+fn add_channel_bias(image: &mut [f32], bias: &[f32], pixels: usize) {
     for (channel, &bias) in image.chunks_exact_mut(pixels).zip(bias) {
         channel.iter_mut().for_each(|value| *value += bias);
     }

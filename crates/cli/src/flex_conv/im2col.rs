@@ -125,41 +125,21 @@ impl Geometry {
 
 /// Writes the patch matrix of `image` `[Cin, H, W]` into `patches` `[Cin·kh·kw, out_h·out_w]`.
 pub fn im2col(image: &[f32], geometry: &Geometry, patches: &mut [f32]) {
-    let (plane, width) = (geometry.in_plane(), geometry.out_w);
-    let [kernel_h, kernel_w] = geometry.kernel;
-    // Row by row of the patch matrix, zeroing only what reads padding: one pass over it.
-    let mut rows = patches.chunks_exact_mut(geometry.out_pixels());
-    for channel in 0..geometry.channels_in {
-        let image = &image[channel * plane..][..plane];
-        for i in 0..kernel_h {
-            let inside_rows = geometry.inside(0, i);
-            for j in 0..kernel_w {
-                let columns = geometry.inside(1, j);
-                let row = rows.next().expect("a patch row per channel and tap");
-                row[..inside_rows.start * width].fill(0.0);
-                row[inside_rows.end * width..].fill(0.0);
-                for out_y in inside_rows.clone() {
-                    let in_y = out_y * geometry.stride[0] + i - geometry.padding[0];
-                    let source = &image[in_y * geometry.in_w..][..geometry.in_w];
-                    let target = &mut row[out_y * width..][..width];
-                    target[..columns.start].fill(0.0);
-                    target[columns.end..].fill(0.0);
-                    if columns.is_empty() {
-                        continue;
-                    }
-                    if geometry.stride[1] == 1 {
-                        let start = geometry.in_x(columns.start, j);
-                        target[columns.clone()]
-                            .copy_from_slice(&source[start..start + columns.len()]);
-                    } else {
-                        for out_x in columns.clone() {
-                            target[out_x] = source[geometry.in_x(out_x, j)];
-                        }
-                    }
-                }
+    let (plane, pixels, width) = (geometry.in_plane(), geometry.out_pixels(), geometry.out_w);
+    patches.fill(0.0);
+    geometry.for_each_run(|patch_row, channel, out_y, in_y, columns| {
+        let j = geometry.tap_column(patch_row);
+        let source = &image[channel * plane + in_y * geometry.in_w..][..geometry.in_w];
+        let target = &mut patches[patch_row * pixels + out_y * width..][..width];
+        if geometry.stride[1] == 1 {
+            let start = geometry.in_x(columns.start, j);
+            target[columns.clone()].copy_from_slice(&source[start..start + columns.len()]);
+        } else {
+            for out_x in columns {
+                target[out_x] = source[geometry.in_x(out_x, j)];
             }
         }
-    }
+    });
 }
 
 /// Adds the patch matrix `patches` `[Cin·kh·kw, out_h·out_w]` onto `image` `[Cin, H, W]`, each

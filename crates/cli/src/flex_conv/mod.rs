@@ -119,15 +119,10 @@ fn conv2d_inference(
     bias: Option<Tensor<Flex, 1>>,
     options: ConvOptions<2>,
 ) -> Tensor<Flex, 4> {
-    let Some(geometry) = conv_geometry(&x, &weight, &bias, &options) else {
-        return module::conv2d(x, weight, bias, options);
-    };
-    let bias = bias.map(|bias| bias.into_primitive().tensor());
-    let (x, weight) = (
-        x.into_primitive().tensor(),
-        weight.into_primitive().tensor(),
-    );
-    float(conv_forward(&x, &weight, bias.as_ref(), &geometry))
+    match conv_geometry(&x, &weight, &bias, &options) {
+        Some(geometry) => Step::conv(geometry).inference(x, weight, bias),
+        None => module::conv2d(x, weight, bias, options),
+    }
 }
 
 fn conv_transpose2d_inference(
@@ -136,20 +131,42 @@ fn conv_transpose2d_inference(
     bias: Option<Tensor<Flex, 1>>,
     options: ConvTransposeOptions<2>,
 ) -> Tensor<Flex, 4> {
-    let Some(geometry) = conv_transpose_geometry(&x, &weight, &bias, &options) else {
-        return module::conv_transpose2d(x, weight, bias, options);
-    };
-    let bias = bias.map(|bias| bias.into_primitive().tensor());
-    let (x, weight) = (
-        x.into_primitive().tensor(),
-        weight.into_primitive().tensor(),
-    );
-    float(conv_transpose_forward(
-        &x,
-        &weight,
-        bias.as_ref(),
-        &geometry,
-    ))
+    match conv_transpose_geometry(&x, &weight, &bias, &options) {
+        Some(geometry) => Step::conv_transpose(geometry).inference(x, weight, bias),
+        None => module::conv_transpose2d(x, weight, bias, options),
+    }
+}
+
+fn conv2d_autodiff(
+    x: Tensor<FlexAutodiff, 4>,
+    weight: Tensor<FlexAutodiff, 4>,
+    bias: Option<Tensor<FlexAutodiff, 1>>,
+    options: ConvOptions<2>,
+) -> Tensor<FlexAutodiff, 4> {
+    match conv_geometry(&x, &weight, &bias, &options) {
+        Some(geometry) => Step::conv(geometry).tracked(x, weight, bias),
+        None => module::conv2d(x, weight, bias, options),
+    }
+}
+
+fn conv_transpose2d_autodiff(
+    x: Tensor<FlexAutodiff, 4>,
+    weight: Tensor<FlexAutodiff, 4>,
+    bias: Option<Tensor<FlexAutodiff, 1>>,
+    options: ConvTransposeOptions<2>,
+) -> Tensor<FlexAutodiff, 4> {
+    match conv_transpose_geometry(&x, &weight, &bias, &options) {
+        Some(geometry) => Step::conv_transpose(geometry).tracked(x, weight, bias),
+        None => module::conv_transpose2d(x, weight, bias, options),
+    }
+}
+
+/// A convolution (or, `transposed`, a transposed convolution) of `geometry`: its forward pass,
+/// and the backward step whose parents are its input, weight and, if it has one, bias.
+#[derive(Debug)]
+struct Step {
+    geometry: Geometry,
+    transposed: bool,
 }
 
 /// Registers the operation for autodiff: `$x` and `$weight` are kept for the backward pass.
@@ -169,82 +186,87 @@ macro_rules! tracked {
     };
 }
 
-/// Both autodiff entry points: `forward` computes the output from flex tensors.
-fn autodiff(
-    step: Step,
-    x: Tensor<FlexAutodiff, 4>,
-    weight: Tensor<FlexAutodiff, 4>,
-    bias: Option<Tensor<FlexAutodiff, 1>>,
-    forward: fn(&FlexTensor, &FlexTensor, Option<&FlexTensor>, &Geometry) -> FlexTensor,
-) -> Tensor<FlexAutodiff, 4> {
-    let (x, weight) = (
-        x.into_primitive().tensor(),
-        weight.into_primitive().tensor(),
-    );
-    let geometry = step.geometry;
-    let output = match bias.map(|bias| bias.into_primitive().tensor()) {
-        Some(bias) => {
-            let output = forward(
-                &x.primitive,
-                &weight.primitive,
-                Some(&bias.primitive),
-                &geometry,
-            );
-            let parents = [x.node.clone(), weight.node.clone(), bias.node.clone()];
-            tracked!(step, parents, &x, &weight, output)
+impl Step {
+    fn conv(geometry: Geometry) -> Self {
+        let transposed = false;
+        Self {
+            geometry,
+            transposed,
         }
-        None => {
-            let output = forward(&x.primitive, &weight.primitive, None, &geometry);
-            tracked!(
-                step,
-                [x.node.clone(), weight.node.clone()],
-                &x,
-                &weight,
-                output
-            )
+    }
+
+    fn conv_transpose(geometry: Geometry) -> Self {
+        let transposed = true;
+        Self {
+            geometry,
+            transposed,
         }
-    };
-    Tensor::from_primitive(TensorPrimitive::Float(output))
+    }
+
+    fn forward(
+        &self,
+        x: &FlexTensor,
+        weight: &FlexTensor,
+        bias: Option<&FlexTensor>,
+    ) -> FlexTensor {
+        let g = &self.geometry;
+        let bias = bias.map(values);
+        let (x, weight, bias) = (values(x), values(weight), bias.as_deref());
+        match self.transposed {
+            false => flex(batch::forward(&x, &weight, bias, g), conv_out(g)),
+            true => flex(batch::transposed(&weight, &x, bias, g), conv_in(g)),
+        }
+    }
+
+    fn inference(
+        &self,
+        x: Tensor<Flex, 4>,
+        weight: Tensor<Flex, 4>,
+        bias: Option<Tensor<Flex, 1>>,
+    ) -> Tensor<Flex, 4> {
+        let bias = bias.map(|bias| bias.into_primitive().tensor());
+        let (x, weight) = (
+            x.into_primitive().tensor(),
+            weight.into_primitive().tensor(),
+        );
+        let output = self.forward(&x, &weight, bias.as_ref());
+        Tensor::from_primitive(TensorPrimitive::Float(output))
+    }
+
+    fn tracked(
+        self,
+        x: Tensor<FlexAutodiff, 4>,
+        weight: Tensor<FlexAutodiff, 4>,
+        bias: Option<Tensor<FlexAutodiff, 1>>,
+    ) -> Tensor<FlexAutodiff, 4> {
+        let (x, weight) = (
+            x.into_primitive().tensor(),
+            weight.into_primitive().tensor(),
+        );
+        let output = match bias.map(|bias| bias.into_primitive().tensor()) {
+            Some(bias) => {
+                let output = self.forward(&x.primitive, &weight.primitive, Some(&bias.primitive));
+                let parents = [x.node.clone(), weight.node.clone(), bias.node.clone()];
+                tracked!(self, parents, &x, &weight, output)
+            }
+            None => {
+                let output = self.forward(&x.primitive, &weight.primitive, None);
+                let parents = [x.node.clone(), weight.node.clone()];
+                tracked!(self, parents, &x, &weight, output)
+            }
+        };
+        Tensor::from_primitive(TensorPrimitive::Float(output))
+    }
 }
 
-fn conv2d_autodiff(
-    x: Tensor<FlexAutodiff, 4>,
-    weight: Tensor<FlexAutodiff, 4>,
-    bias: Option<Tensor<FlexAutodiff, 1>>,
-    options: ConvOptions<2>,
-) -> Tensor<FlexAutodiff, 4> {
-    let Some(geometry) = conv_geometry(&x, &weight, &bias, &options) else {
-        return module::conv2d(x, weight, bias, options);
-    };
-    let step = Step {
-        geometry,
-        transposed: false,
-    };
-    autodiff(step, x, weight, bias, conv_forward)
+/// A convolution's input shape (a transposed one's output).
+fn conv_in(g: &Geometry) -> [usize; 4] {
+    [g.batch, g.channels_in, g.in_h, g.in_w]
 }
 
-fn conv_transpose2d_autodiff(
-    x: Tensor<FlexAutodiff, 4>,
-    weight: Tensor<FlexAutodiff, 4>,
-    bias: Option<Tensor<FlexAutodiff, 1>>,
-    options: ConvTransposeOptions<2>,
-) -> Tensor<FlexAutodiff, 4> {
-    let Some(geometry) = conv_transpose_geometry(&x, &weight, &bias, &options) else {
-        return module::conv_transpose2d(x, weight, bias, options);
-    };
-    let step = Step {
-        geometry,
-        transposed: true,
-    };
-    autodiff(step, x, weight, bias, conv_transpose_forward)
-}
-
-/// The backward step of a convolution (or, `transposed`, of a transposed convolution) of
-/// `geometry`, whose parents are its input, weight and, if it has one, bias.
-#[derive(Debug)]
-struct Step {
-    geometry: Geometry,
-    transposed: bool,
+/// A convolution's output shape (a transposed one's input).
+fn conv_out(g: &Geometry) -> [usize; 4] {
+    [g.batch, g.channels_out, g.out_h, g.out_w]
 }
 
 impl<const N: usize> Backward<Flex, N> for Step {
@@ -263,16 +285,12 @@ impl<const N: usize> Backward<Flex, N> for Step {
         let weight: FlexTensor = checkpointer.retrieve_node_output(weight_state);
         let dy = grads.consume::<Flex>(&ops.node);
         let (x, weight, dy) = (values(&x), values(&weight), values(&dy));
-        let [batch, kernel_h, kernel_w] = [g.batch, g.kernel[0], g.kernel[1]];
-        // The convolution's input and output shapes; a transposed one maps output to input.
-        let conv_in = [batch, g.channels_in, g.in_h, g.in_w];
-        let conv_out = [batch, g.channels_out, g.out_h, g.out_w];
         let mut parents = ops.parents.into_iter();
         let (x_node, weight_node) = (parents.next().flatten(), parents.next().flatten());
         if let Some(node) = x_node {
             let grad = match self.transposed {
-                false => flex(batch::input_grad(&weight, &dy, g), conv_in),
-                true => flex(batch::forward(&dy, &weight, None, g), conv_out),
+                false => flex(batch::transposed(&weight, &dy, None, g), conv_in(g)),
+                true => flex(batch::forward(&dy, &weight, None, g), conv_out(g)),
             };
             grads.register::<Flex>(node.id, grad);
         }
@@ -281,7 +299,7 @@ impl<const N: usize> Backward<Flex, N> for Step {
                 false => batch::weight_grad(&x, &dy, g),
                 true => batch::weight_grad(&dy, &x, g),
             };
-            let shape = [g.channels_out, g.channels_in, kernel_h, kernel_w];
+            let shape = [g.channels_out, g.channels_in, g.kernel[0], g.kernel[1]];
             grads.register::<Flex>(node.id, flex(grad, shape));
         }
         if let Some(node) = parents.next().flatten() {
@@ -293,33 +311,6 @@ impl<const N: usize> Backward<Flex, N> for Step {
             grads.register::<Flex>(node.id, flex(grad, [channels]));
         }
     }
-}
-
-fn conv_forward(
-    x: &FlexTensor,
-    weight: &FlexTensor,
-    bias: Option<&FlexTensor>,
-    g: &Geometry,
-) -> FlexTensor {
-    let bias = bias.map(values);
-    let y = batch::forward(&values(x), &values(weight), bias.as_deref(), g);
-    flex(y, [g.batch, g.channels_out, g.out_h, g.out_w])
-}
-
-fn conv_transpose_forward(
-    x: &FlexTensor,
-    weight: &FlexTensor,
-    bias: Option<&FlexTensor>,
-    g: &Geometry,
-) -> FlexTensor {
-    let mut y = batch::input_grad(&values(weight), &values(x), g);
-    if let Some(bias) = bias {
-        let bias = values(bias);
-        for image in y.chunks_exact_mut(g.channels_in * g.in_plane()) {
-            batch::add_channel_bias(image, &bias, g.in_plane());
-        }
-    }
-    flex(y, [g.batch, g.channels_in, g.in_h, g.in_w])
 }
 
 /// A flex tensor's f32 values in row-major order (copied only if it is a strided view).
@@ -338,10 +329,6 @@ fn values(tensor: &FlexTensor) -> Cow<'_, [f32]> {
 
 fn flex<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, Shape::new(shape)))
-}
-
-fn float<const D: usize>(tensor: FlexTensor) -> Tensor<Flex, D> {
-    Tensor::from_primitive(TensorPrimitive::Float(tensor))
 }
 
 #[cfg(test)]

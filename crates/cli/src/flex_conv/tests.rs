@@ -10,16 +10,22 @@ fn normal<const D: usize>(shape: [usize; D]) -> Tensor<B, D> {
     Tensor::random(shape, Distribution::Normal(0.0, 1.0), &Default::default())
 }
 
+/// The largest |ours − reference| and the largest |reference|.
+fn error_and_scale(ours: &[f32], reference: &[f32]) -> (f32, f32) {
+    assert_eq!(ours.len(), reference.len());
+    let scale = reference.iter().fold(0f32, |max, v| max.max(v.abs()));
+    let error = ours
+        .iter()
+        .zip(reference)
+        .fold(0f32, |max, (a, b)| max.max((a - b).abs()));
+    (error, scale)
+}
+
 /// `ours` and `burns` agree to 1e-5 of the largest magnitude (they sum in different orders).
 fn assert_close<K: Backend, const D: usize>(ours: Tensor<K, D>, burns: Tensor<K, D>, what: &str) {
     assert_eq!(ours.dims(), burns.dims(), "{what}");
     let ours = ours.into_data().to_vec::<f32>().unwrap();
-    let burns = burns.into_data().to_vec::<f32>().unwrap();
-    let scale = burns.iter().fold(0f32, |max, v| max.max(v.abs()));
-    let error = ours
-        .iter()
-        .zip(&burns)
-        .fold(0f32, |max, (a, b)| max.max((a - b).abs()));
+    let (error, scale) = error_and_scale(&ours, &burns.into_data().to_vec::<f32>().unwrap());
     assert!(
         scale > 0.0 && error <= 1e-5 * scale,
         "{what}: error {error} at scale {scale}"
@@ -236,18 +242,13 @@ fn assert_passes_match(ours: Vec<Vec<f32>>, reference: Vec<Vec<f32>>) {
         ours.len() > 30,
         "output, input gradient and the parameters' gradients"
     );
-    let largest = |values: &[f32]| values.iter().fold(0f32, |max, v| max.max(v.abs()));
-    let floor = 1e-6
-        * reference
-            .iter()
-            .map(|values| largest(values))
-            .fold(0f32, f32::max);
-    for (index, (ours, reference)) in ours.iter().zip(&reference).enumerate() {
-        let scale = largest(reference);
-        let error = ours
-            .iter()
-            .zip(reference)
-            .fold(0f32, |max, (a, b)| max.max((a - b).abs()));
+    let scales = ours
+        .iter()
+        .zip(&reference)
+        .map(|(ours, reference)| error_and_scale(ours, reference));
+    let scales: Vec<(f32, f32)> = scales.collect();
+    let floor = 1e-6 * scales.iter().fold(0f32, |max, &(_, scale)| max.max(scale));
+    for (index, (error, scale)) in scales.into_iter().enumerate() {
         assert!(
             error <= 1e-4 * scale + floor,
             "tensor {index}: error {error} at scale {scale}"

@@ -11,7 +11,7 @@
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::im2col::{Geometry, col2im_add, im2col};
+use super::im2col::{Geometry, Patches};
 
 /// A row-major matrix operand: the values, and the steps between rows and between columns.
 #[derive(Clone, Copy)]
@@ -95,10 +95,10 @@ pub fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, g: &Geometry) ->
     let (patch_len, pixels, plane) = (g.patch_len(), g.out_pixels(), g.channels_in * g.in_plane());
     let parallelism = product_parallelism(g.batch);
     let mut y = vec![0.0; g.batch * g.channels_out * pixels];
-    let per_image = |patches: &mut Vec<f32>, (image, y): (usize, &mut [f32])| {
-        im2col(&x[image * plane..][..plane], g, patches);
+    let per_image = |patches: &mut Patches, (image, y): (usize, &mut [f32])| {
+        patches.im2col(&x[image * plane..][..plane], g);
         let weight = Operand::rows(weight, patch_len);
-        let patches = Operand::rows(patches, pixels);
+        let patches = Operand::rows(&patches.matrix, pixels);
         let shape = [g.channels_out, pixels, patch_len];
         matmul(y, shape, weight, patches, false, parallelism);
         if let Some(bias) = bias {
@@ -107,7 +107,7 @@ pub fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, g: &Geometry) ->
     };
     y.par_chunks_mut(g.channels_out * pixels)
         .enumerate()
-        .for_each_init(|| vec![0.0; patch_len * pixels], per_image);
+        .for_each_init(|| Patches::new(g), per_image);
     y
 }
 
@@ -118,42 +118,46 @@ pub fn transposed(weight: &[f32], y: &[f32], bias: Option<&[f32]>, g: &Geometry)
     let (patch_len, pixels, plane) = (g.patch_len(), g.out_pixels(), g.channels_in * g.in_plane());
     let parallelism = product_parallelism(g.batch);
     let mut x = vec![0.0; g.batch * plane];
-    let per_image = |patches: &mut Vec<f32>, (image, x): (usize, &mut [f32])| {
+    let per_image = |patches: &mut Patches, (image, x): (usize, &mut [f32])| {
         let y = Operand::rows(&y[image * g.channels_out * pixels..], pixels);
         let weight = Operand::transposed(weight, patch_len);
         let shape = [patch_len, pixels, g.channels_out];
-        matmul(patches, shape, weight, y, false, parallelism);
-        col2im_add(patches, g, x);
+        matmul(&mut patches.matrix, shape, weight, y, false, parallelism);
+        patches.col2im_add(g, x);
         if let Some(bias) = bias {
             add_channel_bias(x, bias, g.in_plane());
         }
     };
     x.par_chunks_mut(plane)
         .enumerate()
-        .for_each_init(|| vec![0.0; patch_len * pixels], per_image);
+        .for_each_init(|| Patches::new(g), per_image);
     x
 }
 
 /// The gradient of [`forward`] with respect to the weight, `[Cout, Cin, kh, kw]`.
+///
+/// Each image adds `patches(x_n) [K, P] × dy_nᵀ [P, Cout]` to a transposed sum `[K, Cout]`,
+/// transposed once at the end: gemm reads both operands along `P` then, 1.5–4× faster here than
+/// the product in `[Cout, K]` order, whose packing strides the patch matrix by `P`.
 pub fn weight_grad(x: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
     let (patch_len, pixels, plane) = (g.patch_len(), g.out_pixels(), g.channels_in * g.in_plane());
     let parallelism = product_parallelism(g.batch);
     // One partial sum per thread: each image adds its product to its thread's.
     let images_per_part = g.batch.div_ceil(rayon::current_num_threads());
     let part = |first: usize| {
-        let mut sum = vec![0.0; g.channels_out * patch_len];
-        let mut patches = vec![0.0; patch_len * pixels];
+        let mut sum = vec![0.0; patch_len * g.channels_out];
+        let mut patches = Patches::new(g);
         for image in first..(first + images_per_part).min(g.batch) {
-            im2col(&x[image * plane..][..plane], g, &mut patches);
-            let dy = Operand::rows(&dy[image * g.channels_out * pixels..], pixels);
-            let patches = Operand::transposed(&patches, pixels);
-            let shape = [g.channels_out, patch_len, pixels];
-            matmul(&mut sum, shape, dy, patches, image > first, parallelism);
+            patches.im2col(&x[image * plane..][..plane], g);
+            let dy = Operand::transposed(&dy[image * g.channels_out * pixels..], pixels);
+            let patches = Operand::rows(&patches.matrix, pixels);
+            let shape = [patch_len, g.channels_out, pixels];
+            matmul(&mut sum, shape, patches, dy, image > first, parallelism);
         }
         sum
     };
     let parts: Vec<usize> = (0..g.batch).step_by(images_per_part).collect();
-    parts
+    let sum = parts
         .into_par_iter()
         .map(part)
         .reduce_with(|mut total, part| {
@@ -163,7 +167,14 @@ pub fn weight_grad(x: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
                 .for_each(|(sum, value)| *sum += value);
             total
         })
-        .expect("a batch has at least one image")
+        .expect("a batch has at least one image");
+    let mut grad = vec![0.0; g.channels_out * patch_len];
+    for (row, sums) in sum.chunks_exact(g.channels_out).enumerate() {
+        for (channel, &value) in sums.iter().enumerate() {
+            grad[channel * patch_len + row] = value;
+        }
+    }
+    grad
 }
 
 /// Adds `bias[c]` to every value of channel `c` of one image `[C, pixels]`.

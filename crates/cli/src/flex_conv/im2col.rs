@@ -2,8 +2,6 @@
 //! columns of a `[Cin·kh·kw, out_h·out_w]` matrix, `col2im` adds such a matrix back onto an
 //! input-shaped image (the adjoint, for gradients and transposed convolutions).
 
-use std::ops::Range;
-
 /// A plain convolution (one group, no dilation, symmetric padding) of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Geometry {
@@ -72,96 +70,151 @@ impl Geometry {
         self.channels_in * self.kernel[0] * self.kernel[1]
     }
 
-    /// The outputs along `axis` (0: rows, 1: columns) whose input position for kernel tap `tap`,
-    /// `output·stride + tap − padding`, lies inside the image.
-    fn inside(&self, axis: usize, tap: usize) -> Range<usize> {
-        let (size, out) = match axis {
-            0 => (self.in_h, self.out_h),
-            _ => (self.in_w, self.out_w),
-        };
-        let (stride, padding) = (self.stride[axis], self.padding[axis]);
-        let first = padding.saturating_sub(tap).div_ceil(stride);
-        let end = match (size + padding).checked_sub(tap + 1) {
-            Some(last_input) => (last_input / stride + 1).min(out),
-            None => 0,
-        };
-        first.min(end)..end
+    /// Height and width of the input with its zero border: `in + 2·padding`.
+    fn padded(&self) -> [usize; 2] {
+        [
+            self.in_h + 2 * self.padding[0],
+            self.in_w + 2 * self.padding[1],
+        ]
+    }
+}
+
+/// One image's patch matrix `[Cin·kh·kw, out_h·out_w]`, and the image with a zero border as
+/// wide as the padding that [`Patches::im2col`] reads it from: with the border in place, each
+/// output row of each kernel tap reads `out_w` pixels of one padded row, at a step of the
+/// stride, with no bounds to check. One per thread; reused from image to image.
+pub struct Patches {
+    /// `[Cin, in_h + 2·padding, in_w + 2·padding]`.
+    padded: Vec<f32>,
+    /// `[Cin·kh·kw, out_h·out_w]`.
+    pub matrix: Vec<f32>,
+}
+
+impl Patches {
+    pub fn new(geometry: &Geometry) -> Self {
+        let [height, width] = geometry.padded();
+        Self {
+            padded: vec![0.0; geometry.channels_in * height * width],
+            matrix: vec![0.0; geometry.patch_len() * geometry.out_pixels()],
+        }
     }
 
-    /// Calls `row(patch_row, channel, out_y, in_y, columns)` for each run of one patch-matrix row
-    /// that reads inside the image: output row `out_y` of tap row `patch_row` reads input row
-    /// `in_y` of `channel`, at output columns `columns`. The rest of the patch matrix reads
-    /// padding.
-    fn for_each_run(&self, mut run: impl FnMut(usize, usize, usize, usize, Range<usize>)) {
-        let [kernel_h, kernel_w] = self.kernel;
-        for channel in 0..self.channels_in {
+    /// Writes the patch matrix of `image` `[Cin, H, W]`.
+    pub fn im2col(&mut self, image: &[f32], geometry: &Geometry) {
+        let [height, width] = geometry.padded();
+        let [top, left] = geometry.padding;
+        self.padded.fill(0.0);
+        let planes = self.padded.chunks_exact_mut(height * width);
+        for (plane, channel) in planes.zip(image.chunks_exact(geometry.in_plane())) {
+            let rows = plane[top * width..].chunks_exact_mut(width);
+            for (row, pixels) in rows.zip(channel.chunks_exact(geometry.in_w)) {
+                row[left..][..geometry.in_w].copy_from_slice(pixels);
+            }
+        }
+        runs(geometry).gather(&self.padded, &mut self.matrix, geometry);
+    }
+
+    /// Adds the patch matrix onto `image` `[Cin, H, W]`, each entry at the pixel
+    /// [`Patches::im2col`] reads it from (its adjoint).
+    pub fn col2im_add(&mut self, geometry: &Geometry, image: &mut [f32]) {
+        let [height, width] = geometry.padded();
+        let [top, left] = geometry.padding;
+        self.padded.fill(0.0);
+        runs(geometry).scatter(&self.matrix, &mut self.padded, geometry);
+        let planes = self.padded.chunks_exact(height * width);
+        for (plane, channel) in planes.zip(image.chunks_exact_mut(geometry.in_plane())) {
+            let rows = plane[top * width..].chunks_exact(width);
+            for (row, pixels) in rows.zip(channel.chunks_exact_mut(geometry.in_w)) {
+                let sums = pixels.iter_mut().zip(&row[left..][..geometry.in_w]);
+                sums.for_each(|(pixel, value)| *pixel += value);
+            }
+        }
+    }
+}
+
+/// The patch-matrix walk, compiled for a fixed output width `W` and column stride `S` (0: read
+/// from the geometry): the common widths and strides get copies and sums of a constant length,
+/// which compile to a few vector moves instead of a `memcpy` call per run of 4–16 pixels.
+struct Runs<const W: usize, const S: usize>;
+
+/// The walk for `geometry`'s output width and column stride.
+fn runs(geometry: &Geometry) -> &'static dyn Walk {
+    match (geometry.out_w, geometry.stride[1]) {
+        (4, 1) => &Runs::<4, 1>,
+        (8, 1) => &Runs::<8, 1>,
+        (16, 1) => &Runs::<16, 1>,
+        (32, 1) => &Runs::<32, 1>,
+        (4, 2) => &Runs::<4, 2>,
+        (8, 2) => &Runs::<8, 2>,
+        (16, 2) => &Runs::<16, 2>,
+        (32, 2) => &Runs::<32, 2>,
+        _ => &Runs::<0, 0>,
+    }
+}
+
+trait Walk: Sync {
+    /// `matrix` ← the runs each patch row reads from `padded`.
+    fn gather(&self, padded: &[f32], matrix: &mut [f32], geometry: &Geometry);
+    /// `padded` += each patch row's runs, where [`Walk::gather`] read them.
+    fn scatter(&self, matrix: &[f32], padded: &mut [f32], geometry: &Geometry);
+}
+
+impl<const W: usize, const S: usize> Runs<W, S> {
+    /// Calls `run(patch_row_run, padded_offset)` for each output row of each kernel tap: the
+    /// run's `out_w` entries read `padded` from `padded_offset` on, at a step of the stride.
+    fn for_each(geometry: &Geometry, mut run: impl FnMut(usize, usize)) {
+        let [height, width] = geometry.padded();
+        let [kernel_h, kernel_w] = geometry.kernel;
+        let out_w = Self::width(geometry);
+        let mut patch_row = 0;
+        for channel in 0..geometry.channels_in {
             for i in 0..kernel_h {
-                let rows = self.inside(0, i);
                 for j in 0..kernel_w {
-                    let columns = self.inside(1, j);
-                    if columns.is_empty() {
-                        continue;
+                    for out_y in 0..geometry.out_h {
+                        let in_y = out_y * geometry.stride[0] + i;
+                        let offset = (channel * height + in_y) * width + j;
+                        run((patch_row + out_y) * out_w, offset);
                     }
-                    let patch_row = (channel * kernel_h + i) * kernel_w + j;
-                    for out_y in rows.clone() {
-                        let in_y = out_y * self.stride[0] + i - self.padding[0];
-                        run(patch_row, channel, out_y, in_y, columns.clone());
-                    }
+                    patch_row += geometry.out_h;
                 }
             }
         }
     }
 
-    /// The input column read by output column `out_x` at tap column `j`.
-    fn in_x(&self, out_x: usize, j: usize) -> usize {
-        out_x * self.stride[1] + j - self.padding[1]
+    fn width(geometry: &Geometry) -> usize {
+        if W == 0 { geometry.out_w } else { W }
     }
 
-    /// Tap column of a patch-matrix row.
-    fn tap_column(&self, patch_row: usize) -> usize {
-        patch_row % self.kernel[1]
+    fn stride(geometry: &Geometry) -> usize {
+        if S == 0 { geometry.stride[1] } else { S }
     }
 }
 
-/// Writes the patch matrix of `image` `[Cin, H, W]` into `patches` `[Cin·kh·kw, out_h·out_w]`.
-pub fn im2col(image: &[f32], geometry: &Geometry, patches: &mut [f32]) {
-    let (plane, pixels, width) = (geometry.in_plane(), geometry.out_pixels(), geometry.out_w);
-    patches.fill(0.0);
-    geometry.for_each_run(|patch_row, channel, out_y, in_y, columns| {
-        let j = geometry.tap_column(patch_row);
-        let source = &image[channel * plane + in_y * geometry.in_w..][..geometry.in_w];
-        let target = &mut patches[patch_row * pixels + out_y * width..][..width];
-        if geometry.stride[1] == 1 {
-            let start = geometry.in_x(columns.start, j);
-            target[columns.clone()].copy_from_slice(&source[start..start + columns.len()]);
-        } else {
-            for out_x in columns {
-                target[out_x] = source[geometry.in_x(out_x, j)];
+impl<const W: usize, const S: usize> Walk for Runs<W, S> {
+    fn gather(&self, padded: &[f32], matrix: &mut [f32], geometry: &Geometry) {
+        let (width, stride) = (Self::width(geometry), Self::stride(geometry));
+        let span = (width - 1) * stride + 1;
+        Self::for_each(geometry, |at, from| {
+            let (target, source) = (&mut matrix[at..][..width], &padded[from..][..span]);
+            match stride {
+                1 => target.copy_from_slice(source),
+                _ => {
+                    let read = source.iter().step_by(stride);
+                    target.iter_mut().zip(read).for_each(|(t, s)| *t = *s);
+                }
             }
-        }
-    });
-}
+        });
+    }
 
-/// Adds the patch matrix `patches` `[Cin·kh·kw, out_h·out_w]` onto `image` `[Cin, H, W]`, each
-/// entry at the input pixel [`im2col`] reads it from.
-pub fn col2im_add(patches: &[f32], geometry: &Geometry, image: &mut [f32]) {
-    let (plane, pixels, width) = (geometry.in_plane(), geometry.out_pixels(), geometry.out_w);
-    geometry.for_each_run(|patch_row, channel, out_y, in_y, columns| {
-        let j = geometry.tap_column(patch_row);
-        let source = &patches[patch_row * pixels + out_y * width..][..width];
-        let target = &mut image[channel * plane + in_y * geometry.in_w..][..geometry.in_w];
-        if geometry.stride[1] == 1 {
-            let start = geometry.in_x(columns.start, j);
-            let target = &mut target[start..start + columns.len()];
-            for (sum, value) in target.iter_mut().zip(&source[columns]) {
-                *sum += value;
-            }
-        } else {
-            for out_x in columns {
-                target[geometry.in_x(out_x, j)] += source[out_x];
-            }
-        }
-    });
+    fn scatter(&self, matrix: &[f32], padded: &mut [f32], geometry: &Geometry) {
+        let (width, stride) = (Self::width(geometry), Self::stride(geometry));
+        let span = (width - 1) * stride + 1;
+        Self::for_each(geometry, |at, to| {
+            let (source, target) = (&matrix[at..][..width], &mut padded[to..][..span]);
+            let sums = target.iter_mut().step_by(stride).zip(source);
+            sums.for_each(|(sum, value)| *sum += value);
+        });
+    }
 }
 
 #[cfg(test)]
@@ -218,9 +271,10 @@ mod tests {
             let image: Vec<f32> = (0..g.channels_in * g.in_plane())
                 .map(|v| v as f32 + 1.0)
                 .collect();
-            let mut patches = vec![f32::NAN; g.patch_len() * g.out_pixels()];
-            im2col(&image, &g, &mut patches);
-            assert_eq!(patches, naive_im2col(&image, &g), "{g:?}");
+            let mut patches = Patches::new(&g);
+            patches.matrix.fill(f32::NAN);
+            patches.im2col(&image, &g);
+            assert_eq!(patches.matrix, naive_im2col(&image, &g), "{g:?}");
         }
     }
 
@@ -230,9 +284,11 @@ mod tests {
     fn col2im_is_the_adjoint_of_im2col() {
         for g in geometries() {
             let len = g.patch_len() * g.out_pixels();
-            let patches: Vec<f32> = (0..len).map(|v| (v % 7) as f32 - 3.0).collect();
+            let mut scratch = Patches::new(&g);
+            scratch.matrix = (0..len).map(|v| (v % 7) as f32 - 3.0).collect();
+            let patches = scratch.matrix.clone();
             let mut image = vec![0.5; g.channels_in * g.in_plane()];
-            col2im_add(&patches, &g, &mut image);
+            scratch.col2im_add(&g, &mut image);
             for k in 0..image.len() {
                 let mut unit = vec![0.0; image.len()];
                 unit[k] = 1.0;

@@ -1,9 +1,9 @@
-//! A convolution's forward pass and gradients over a batch of row-major f32 images, one image per
-//! rayon task: its patch matrix, then one matrix product (gemm).
+//! A convolution's forward pass and gradients over a batch of row-major f32 images, a few images
+//! per rayon task, and per image its patch matrix, then one matrix product (gemm).
 //!
 //! - forward: `y_n [Cout, P] = W [Cout, K] × patches(x_n) [K, P]`
 //! - input gradient (the transposed convolution): `dx_n = col2im(Wᵀ [K, Cout] × dy_n [Cout, P])`
-//! - weight gradient: `dW [Cout, K] = Σ_n dy_n [Cout, P] × patches(x_n)ᵀ [P, K]`
+//! - weight gradient: `dWᵀ [K, Cout] = Σ_n patches(x_n) [K, P] × dy_nᵀ [P, Cout]`
 //!
 //! with `K = Cin·kh·kw` and `P = out_h·out_w`. A transposed convolution is the same three with
 //! the roles swapped (its forward pass is a convolution's input gradient).

@@ -11,7 +11,6 @@ mod weights;
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 /// Denoising diffusion (DDPM) image generators on Burn.
@@ -71,17 +70,18 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs `command` on a thread of the CPU backends' rayon pool, not beside it: each parallel
-/// operation a worker starts is a push onto its own queue, where one started from outside the
-/// pool is injected and waited for through the kernel (futex sleep and wake-up, ~18% of a
-/// cpu-demo training step's CPU time on flex). The pool has `RAYON_NUM_THREADS` threads, else
-/// one per core, with the main thread's 8 MiB stacks.
+/// Runs `command` on a thread of rayon's global pool (the CPU backends' and our kernels'), not
+/// beside it: each parallel operation a worker starts is a push onto its own queue, where one
+/// started from outside the pool is injected and waited for through the kernel (futex sleep and
+/// wake-up, ~18% of a cpu-demo training step's CPU time on flex). The pool has
+/// `RAYON_NUM_THREADS` threads, else one per core, with the main thread's 8 MiB stacks.
 fn on_worker_thread(command: impl FnOnce() -> anyhow::Result<()> + Send) -> anyhow::Result<()> {
-    let pool = rayon::ThreadPoolBuilder::new()
+    // Fails only if the pool already exists, and then it is the one to run on anyway.
+    let _ = rayon::ThreadPoolBuilder::new()
         .stack_size(8 << 20)
-        .build()
-        .context("cannot start the worker threads")?;
-    pool.install(command)
+        .build_global();
+    // From outside the pool, `scope` runs its closure on one of the pool's threads.
+    rayon::scope(|_| command())
 }
 
 /// The error and its causes on one line, no backtrace. Some libraries repeat their cause in their

@@ -40,12 +40,12 @@ pub fn register(enabled: bool) {
     match enabled {
         true => {
             register_conv_kernels::<Flex>(Some(ConvKernels {
-                conv2d: conv2d_inference,
-                conv_transpose2d: conv_transpose2d_inference,
+                conv2d: conv2d::<Flex>,
+                conv_transpose2d: conv_transpose2d::<Flex>,
             }));
             register_conv_kernels::<FlexAutodiff>(Some(ConvKernels {
-                conv2d: conv2d_autodiff,
-                conv_transpose2d: conv_transpose2d_autodiff,
+                conv2d: conv2d::<FlexAutodiff>,
+                conv_transpose2d: conv_transpose2d::<FlexAutodiff>,
             }));
         }
         false => {
@@ -114,62 +114,6 @@ fn conv_transpose_geometry<B: Backend>(
     (plain && f32s && fits).then_some(geometry)
 }
 
-fn conv2d_inference(
-    x: Tensor<Flex, 4>,
-    weight: Tensor<Flex, 4>,
-    bias: Option<Tensor<Flex, 1>>,
-    options: ConvOptions<2>,
-) -> Tensor<Flex, 4> {
-    match conv_geometry(&x, &weight, &bias, &options) {
-        Some(geometry) => Step::conv(geometry).inference(x, weight, bias),
-        None => module::conv2d(x, weight, bias, options),
-    }
-}
-
-fn conv_transpose2d_inference(
-    x: Tensor<Flex, 4>,
-    weight: Tensor<Flex, 4>,
-    bias: Option<Tensor<Flex, 1>>,
-    options: ConvTransposeOptions<2>,
-) -> Tensor<Flex, 4> {
-    match conv_transpose_geometry(&x, &weight, &bias, &options) {
-        Some(geometry) => Step::conv_transpose(geometry).inference(x, weight, bias),
-        None => module::conv_transpose2d(x, weight, bias, options),
-    }
-}
-
-fn conv2d_autodiff(
-    x: Tensor<FlexAutodiff, 4>,
-    weight: Tensor<FlexAutodiff, 4>,
-    bias: Option<Tensor<FlexAutodiff, 1>>,
-    options: ConvOptions<2>,
-) -> Tensor<FlexAutodiff, 4> {
-    match conv_geometry(&x, &weight, &bias, &options) {
-        Some(geometry) => Step::conv(geometry).tracked(x, weight, bias),
-        None => module::conv2d(x, weight, bias, options),
-    }
-}
-
-fn conv_transpose2d_autodiff(
-    x: Tensor<FlexAutodiff, 4>,
-    weight: Tensor<FlexAutodiff, 4>,
-    bias: Option<Tensor<FlexAutodiff, 1>>,
-    options: ConvTransposeOptions<2>,
-) -> Tensor<FlexAutodiff, 4> {
-    match conv_transpose_geometry(&x, &weight, &bias, &options) {
-        Some(geometry) => Step::conv_transpose(geometry).tracked(x, weight, bias),
-        None => module::conv_transpose2d(x, weight, bias, options),
-    }
-}
-
-/// A convolution (or, `transposed`, a transposed convolution) of `geometry`: its forward pass,
-/// and the backward step whose parents are its input, weight and, if it has one, bias.
-#[derive(Debug)]
-struct Step {
-    geometry: Geometry,
-    transposed: bool,
-}
-
 /// Registers the operation for autodiff: `$x` and `$weight` are kept for the backward pass.
 macro_rules! tracked {
     ($step:expr, $parents:expr, $x:expr, $weight:expr, $output:expr) => {
@@ -187,20 +131,107 @@ macro_rules! tracked {
     };
 }
 
+/// The two backends the kernels serve: on flex a [`Step`] is its forward pass; on its autodiff
+/// decorator the step is also recorded for the backward pass.
+trait OwnConv: Backend {
+    fn run(
+        step: Step,
+        x: Tensor<Self, 4>,
+        weight: Tensor<Self, 4>,
+        bias: Option<Tensor<Self, 1>>,
+    ) -> Tensor<Self, 4>;
+}
+
+impl OwnConv for Flex {
+    fn run(
+        step: Step,
+        x: Tensor<Self, 4>,
+        weight: Tensor<Self, 4>,
+        bias: Option<Tensor<Self, 1>>,
+    ) -> Tensor<Self, 4> {
+        let bias = bias.map(|bias| bias.into_primitive().tensor());
+        let (x, weight) = (
+            x.into_primitive().tensor(),
+            weight.into_primitive().tensor(),
+        );
+        let output = step.forward(&x, &weight, bias.as_ref());
+        Tensor::from_primitive(TensorPrimitive::Float(output))
+    }
+}
+
+impl OwnConv for FlexAutodiff {
+    fn run(
+        step: Step,
+        x: Tensor<Self, 4>,
+        weight: Tensor<Self, 4>,
+        bias: Option<Tensor<Self, 1>>,
+    ) -> Tensor<Self, 4> {
+        let (x, weight) = (
+            x.into_primitive().tensor(),
+            weight.into_primitive().tensor(),
+        );
+        let output = match bias.map(|bias| bias.into_primitive().tensor()) {
+            Some(bias) => {
+                let output = step.forward(&x.primitive, &weight.primitive, Some(&bias.primitive));
+                let parents = [x.node.clone(), weight.node.clone(), bias.node.clone()];
+                tracked!(step, parents, &x, &weight, output)
+            }
+            None => {
+                let output = step.forward(&x.primitive, &weight.primitive, None);
+                let parents = [x.node.clone(), weight.node.clone()];
+                tracked!(step, parents, &x, &weight, output)
+            }
+        };
+        Tensor::from_primitive(TensorPrimitive::Float(output))
+    }
+}
+
+/// burn's `module::conv2d`, by our kernels where the layer is plain.
+fn conv2d<B: OwnConv>(
+    x: Tensor<B, 4>,
+    weight: Tensor<B, 4>,
+    bias: Option<Tensor<B, 1>>,
+    options: ConvOptions<2>,
+) -> Tensor<B, 4> {
+    match conv_geometry(&x, &weight, &bias, &options) {
+        Some(geometry) => B::run(Step::conv(geometry), x, weight, bias),
+        None => module::conv2d(x, weight, bias, options),
+    }
+}
+
+/// burn's `module::conv_transpose2d`, by our kernels where the layer is plain.
+fn conv_transpose2d<B: OwnConv>(
+    x: Tensor<B, 4>,
+    weight: Tensor<B, 4>,
+    bias: Option<Tensor<B, 1>>,
+    options: ConvTransposeOptions<2>,
+) -> Tensor<B, 4> {
+    match conv_transpose_geometry(&x, &weight, &bias, &options) {
+        Some(geometry) => B::run(Step::conv_transpose(geometry), x, weight, bias),
+        None => module::conv_transpose2d(x, weight, bias, options),
+    }
+}
+
+/// A convolution (or, `transposed`, a transposed convolution) of `geometry`: its forward pass,
+/// and the backward step whose parents are its input, weight and, if it has one, bias.
+#[derive(Debug)]
+struct Step {
+    geometry: Geometry,
+    transposed: bool,
+}
+
 impl Step {
     fn conv(geometry: Geometry) -> Self {
-        let transposed = false;
         Self {
             geometry,
-            transposed,
+            transposed: false,
         }
     }
 
     fn conv_transpose(geometry: Geometry) -> Self {
-        let transposed = true;
         Self {
             geometry,
-            transposed,
+            transposed: true,
         }
     }
 
@@ -217,46 +248,6 @@ impl Step {
             false => flex(batch::forward(&x, &weight, bias, g), conv_out(g)),
             true => flex(batch::transposed(&weight, &x, bias, g), conv_in(g)),
         }
-    }
-
-    fn inference(
-        &self,
-        x: Tensor<Flex, 4>,
-        weight: Tensor<Flex, 4>,
-        bias: Option<Tensor<Flex, 1>>,
-    ) -> Tensor<Flex, 4> {
-        let bias = bias.map(|bias| bias.into_primitive().tensor());
-        let (x, weight) = (
-            x.into_primitive().tensor(),
-            weight.into_primitive().tensor(),
-        );
-        let output = self.forward(&x, &weight, bias.as_ref());
-        Tensor::from_primitive(TensorPrimitive::Float(output))
-    }
-
-    fn tracked(
-        self,
-        x: Tensor<FlexAutodiff, 4>,
-        weight: Tensor<FlexAutodiff, 4>,
-        bias: Option<Tensor<FlexAutodiff, 1>>,
-    ) -> Tensor<FlexAutodiff, 4> {
-        let (x, weight) = (
-            x.into_primitive().tensor(),
-            weight.into_primitive().tensor(),
-        );
-        let output = match bias.map(|bias| bias.into_primitive().tensor()) {
-            Some(bias) => {
-                let output = self.forward(&x.primitive, &weight.primitive, Some(&bias.primitive));
-                let parents = [x.node.clone(), weight.node.clone(), bias.node.clone()];
-                tracked!(self, parents, &x, &weight, output)
-            }
-            None => {
-                let output = self.forward(&x.primitive, &weight.primitive, None);
-                let parents = [x.node.clone(), weight.node.clone()];
-                tracked!(self, parents, &x, &weight, output)
-            }
-        };
-        Tensor::from_primitive(TensorPrimitive::Float(output))
     }
 }
 

@@ -79,7 +79,7 @@ fn check(
 
 fn check_conv(input: [usize; 4], weight: [usize; 4], stride: [usize; 2], padding: [usize; 2]) {
     let options = ConvOptions::new(stride, padding, [1, 1], 1);
-    let ours = |x, w, b| conv2d_autodiff(x, w, b, options.clone());
+    let ours = |x, w, b| conv2d::<FlexAutodiff>(x, w, b, options.clone());
     let burns = |x, w, b| module::conv2d(x, w, b, options.clone());
     check(input, weight, Some(weight[0]), true, [&ours, &burns]);
     check(input, weight, None, false, [&ours, &burns]);
@@ -92,7 +92,7 @@ fn check_conv_transpose(
     padding: [usize; 2],
 ) {
     let options = ConvTransposeOptions::new(stride, padding, [0, 0], [1, 1], 1);
-    let ours = |x, w, b| conv_transpose2d_autodiff(x, w, b, options.clone());
+    let ours = |x, w, b| conv_transpose2d::<FlexAutodiff>(x, w, b, options.clone());
     let burns = |x, w, b| module::conv_transpose2d(x, w, b, options.clone());
     check(input, weight, Some(weight[1]), true, [&ours, &burns]);
     check(input, weight, None, false, [&ours, &burns]);
@@ -129,7 +129,7 @@ fn inference_matches_burns() {
     ));
     let (x, w) = (normal([3, 4, 6, 6]), normal([5, 4, 4, 4]));
     let options = ConvOptions::new([2, 2], [1, 1], [1, 1], 1);
-    let ours = conv2d_inference(x.clone(), w.clone(), bias.clone(), options.clone());
+    let ours = conv2d::<Flex>(x.clone(), w.clone(), bias.clone(), options.clone());
     assert_close(
         ours,
         module::conv2d(x, w, bias.clone(), options),
@@ -137,7 +137,7 @@ fn inference_matches_burns() {
     );
     let (x, w) = (normal([3, 4, 3, 3]), normal([4, 5, 4, 4]));
     let options = ConvTransposeOptions::new([2, 2], [1, 1], [0, 0], [1, 1], 1);
-    let ours = conv_transpose2d_inference(x.clone(), w.clone(), bias.clone(), options.clone());
+    let ours = conv_transpose2d::<Flex>(x.clone(), w.clone(), bias.clone(), options.clone());
     let burns = module::conv_transpose2d(x, w, bias, options);
     assert_close(ours, burns, "transposed convolution");
 }

@@ -40,6 +40,10 @@ pub struct BackendArgs {
     /// backward pass (default: on; off: burn-flex's convolutions). Only flex has them.
     #[arg(long)]
     own_conv: Option<Toggle>,
+    /// SimpleUnet's ReLU + BatchNorm pairs on flex by this project's one-pass kernels (default:
+    /// on; off: burn's operations). Only flex has them.
+    #[arg(long)]
+    own_norm: Option<Toggle>,
 }
 
 /// On or off.
@@ -51,7 +55,7 @@ pub enum Toggle {
 
 impl BackendArgs {
     /// The backend to run on (see [`select`]), with SimpleUnet's batch gathering and (on flex)
-    /// convolution kernels set for it.
+    /// convolution and norm kernels set for it.
     pub fn select(&self) -> anyhow::Result<Selected> {
         let selected = select(self.backend, self.device)?;
         let gathering = self
@@ -59,7 +63,9 @@ impl BackendArgs {
             .map_or(selected.on_cpu(), |toggle| toggle == Toggle::On);
         ddpm_unet::set_batch_gathering(gathering);
         let own_conv = self.own_conv != Some(Toggle::Off);
-        crate::flex_conv::register(selected.choice == BackendChoice::Flex && own_conv);
+        let flex = selected.choice == BackendChoice::Flex;
+        crate::flex_conv::register(flex && own_conv);
+        crate::flex_norm::register(flex && self.own_norm != Some(Toggle::Off));
         Ok(selected)
     }
 }

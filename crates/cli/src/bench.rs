@@ -88,6 +88,8 @@ struct BenchResult {
     batch_gathering: bool,
     /// Whether SimpleUnet's other convolutions ran on this project's flex kernels.
     own_conv: bool,
+    /// Whether SimpleUnet's ReLU + BatchNorm pairs ran on this project's flex kernels.
+    own_norm: bool,
     parameters: usize,
     seconds: Vec<f64>,
     images_per_second: f64,
@@ -121,6 +123,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         batch_gathering: ddpm_unet::batch_gathering(),
         // `select` registers them only when flex runs.
         own_conv: ddpm_unet::conv_kernels::<crate::backend::Flex>().is_some(),
+        own_norm: ddpm_unet::norm_kernels::<crate::backend::Flex>().is_some(),
         parameters,
         seconds,
         images_per_second: args.batch as f64 / median,

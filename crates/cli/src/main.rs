@@ -5,6 +5,7 @@ mod backend;
 mod bench;
 mod diffuse;
 mod flex_conv;
+mod flex_norm;
 mod sample;
 mod train;
 mod weights;

@@ -36,13 +36,23 @@ fn reports_one_step_and_whether_the_batch_was_gathered() {
     );
     // ndarray has no kernels of ours.
     assert_eq!(result["own_conv"], false);
+    assert_eq!(result["own_norm"], false);
 }
 
 #[test]
-fn flex_runs_on_this_projects_convolutions_unless_told_not_to() {
+fn flex_runs_on_this_projects_kernels_unless_told_not_to() {
     let result = bench(&["--backend", "flex"]);
     assert_eq!(result["backend"], "flex-f32");
     assert_eq!(result["own_conv"], true);
+    assert_eq!(result["own_norm"], true);
     let off = bench(&["--backend", "flex", "--own-conv", "off"]);
-    assert_eq!(off["own_conv"], false);
+    assert_eq!(
+        (&off["own_conv"], &off["own_norm"]),
+        (&false.into(), &true.into())
+    );
+    let off = bench(&["--backend", "flex", "--own-norm", "off"]);
+    assert_eq!(
+        (&off["own_conv"], &off["own_norm"]),
+        (&true.into(), &false.into())
+    );
 }

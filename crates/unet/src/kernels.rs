@@ -1,10 +1,12 @@
-//! Convolution kernels a binary registers for its backend at run time.
+//! Kernels a binary registers for its backend at run time.
 //!
-//! This crate is generic over the backend and uses burn's convolutions. A binary that knows its
+//! This crate is generic over the backend and uses burn's operations. A binary that knows its
 //! backend can register faster ones for it (the `ddpm` binary does for burn-flex: convolutions
-//! parallel over the batch, with their own backward pass); SimpleUnet's plain convolutions and
-//! transposed convolutions then call those instead of burn's, except where batch gathering
-//! ([`set_batch_gathering`](crate::set_batch_gathering)) takes a layer.
+//! parallel over the batch, with their own backward pass, and SimpleUnet's ReLU + BatchNorm as one
+//! pass each way). SimpleUnet's plain convolutions and transposed convolutions then call those
+//! instead of burn's, except where batch gathering
+//! ([`set_batch_gathering`](crate::set_batch_gathering)) takes a layer; its ReLU + BatchNorm pairs
+//! call the norm kernels.
 
 use std::any::{Any, TypeId};
 use std::sync::RwLock;
@@ -30,6 +32,39 @@ pub struct ConvKernels<B: Backend> {
     pub conv_transpose2d: ConvTranspose2dFn<B>,
 }
 
+/// A batch normalised with its own statistics, and those statistics.
+#[derive(Debug)]
+pub struct NormalizedBatch<B: Backend> {
+    /// `[N, C, H, W]`, as the input.
+    pub output: Tensor<B, 4>,
+    /// Per channel `[C]`: the mean over the batch and the pixels.
+    pub mean: Tensor<B, 1>,
+    /// Per channel `[C]`: the biased variance (divided by N·H·W), the one that normalised.
+    pub variance: Tensor<B, 1>,
+}
+
+/// Training-mode ReLU + BatchNorm: `(x, gamma [C], offset [N, C], epsilon)` →
+/// `gamma[c]·(r − mean[c]) / sqrt(variance[c] + epsilon) + offset[n, c]` with `r = relu(x)` and
+/// the statistics of `r` over the batch and the pixels; differentiable in `x`, `gamma` and
+/// `offset` on an autodiff backend.
+pub type ReluBatchNormFn<B> =
+    fn(Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 2>, f64) -> NormalizedBatch<B>;
+
+/// Inference-mode ReLU + BatchNorm, its statistics folded into the affine step:
+/// `(x, scale [C], offset [N, C])` → `relu(x)·scale[c] + offset[n, c]`.
+pub type ReluScaleShiftFn<B> = fn(Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 2>) -> Tensor<B, 4>;
+
+/// Replacements for SimpleUnet's ReLU followed by its BatchNorm on backend `B`: one kernel for
+/// training (batch statistics), one for inference (running statistics). Either may be absent:
+/// an autodiff backend only ever trains, its inner backend only infers. Called for f32 activations
+/// only.
+pub struct NormKernels<B: Backend> {
+    /// Called when `B` tracks gradients.
+    pub training: Option<ReluBatchNormFn<B>>,
+    /// Called otherwise.
+    pub inference: Option<ReluScaleShiftFn<B>>,
+}
+
 // Function pointers: copyable whatever `B` is (a derive would ask `B: Copy`).
 impl<B: Backend> Clone for ConvKernels<B> {
     fn clone(&self) -> Self {
@@ -39,32 +74,60 @@ impl<B: Backend> Clone for ConvKernels<B> {
 
 impl<B: Backend> Copy for ConvKernels<B> {}
 
-/// One entry per backend type; a handful at most, so a list.
+impl<B: Backend> Clone for NormKernels<B> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<B: Backend> Copy for NormKernels<B> {}
+
+/// One entry per kernel set and backend (the set's type names both); a handful at most, so a
+/// list.
 type Registry = Vec<(TypeId, Box<dyn Any + Send + Sync>)>;
 
 static REGISTRY: RwLock<Registry> = RwLock::new(Vec::new());
 
-/// Makes SimpleUnet use `kernels` on backend `B` (process-wide), or burn's convolutions again
-/// with `None`.
-pub fn register_conv_kernels<B: Backend>(kernels: Option<ConvKernels<B>>) {
+fn register<K: Copy + Send + Sync + 'static>(kernels: Option<K>) {
     let mut registry = REGISTRY
         .write()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    registry.retain(|(backend, _)| *backend != TypeId::of::<B>());
+    registry.retain(|(set, _)| *set != TypeId::of::<K>());
     if let Some(kernels) = kernels {
-        registry.push((TypeId::of::<B>(), Box::new(kernels)));
+        registry.push((TypeId::of::<K>(), Box::new(kernels)));
     }
 }
 
-/// The kernels registered for backend `B`, if any.
-pub fn conv_kernels<B: Backend>() -> Option<ConvKernels<B>> {
+fn registered<K: Copy + 'static>() -> Option<K> {
     let registry = REGISTRY
         .read()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     registry
         .iter()
-        .find(|(backend, _)| *backend == TypeId::of::<B>())
-        .and_then(|(_, kernels)| kernels.downcast_ref::<ConvKernels<B>>().copied())
+        .find(|(set, _)| *set == TypeId::of::<K>())
+        .and_then(|(_, kernels)| kernels.downcast_ref::<K>().copied())
+}
+
+/// Makes SimpleUnet use `kernels` on backend `B` (process-wide), or burn's convolutions again
+/// with `None`.
+pub fn register_conv_kernels<B: Backend>(kernels: Option<ConvKernels<B>>) {
+    register(kernels);
+}
+
+/// The convolution kernels registered for backend `B`, if any.
+pub fn conv_kernels<B: Backend>() -> Option<ConvKernels<B>> {
+    registered()
+}
+
+/// Makes SimpleUnet's ReLU + BatchNorm pairs use `kernels` on backend `B` (process-wide), or
+/// burn's operations again with `None`.
+pub fn register_norm_kernels<B: Backend>(kernels: Option<NormKernels<B>>) {
+    register(kernels);
+}
+
+/// The norm kernels registered for backend `B`, if any.
+pub fn norm_kernels<B: Backend>() -> Option<NormKernels<B>> {
+    registered()
 }
 
 #[cfg(test)]

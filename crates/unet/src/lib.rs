@@ -14,9 +14,9 @@
 //! order, 1.2–1.3× faster seed-size training and sampling on burn-flex. [`set_batch_gathering`]
 //! turns that off (for GPU backends, whose convolutions already span the batch).
 //!
-//! Both models' plain convolutions can run on kernels a binary registers for its backend
-//! ([`register_conv_kernels`]); the `ddpm` binary registers batch-parallel ones with their own
-//! backward pass for burn-flex.
+//! Both models' plain convolutions, and SimpleUnet's ReLU + BatchNorm pairs, can run on kernels
+//! a binary registers for its backend ([`register_conv_kernels`], [`register_norm_kernels`]); the
+//! `ddpm` binary registers batch-parallel ones with their own backward pass for burn-flex.
 
 mod batch_norm;
 mod conv;
@@ -35,7 +35,10 @@ pub use conv::{batch_gathering, set_batch_gathering};
 pub use denoiser::{Denoiser, DenoiserConfig};
 pub use embedding::sinusoidal_embedding;
 pub use error::{UnetError, WeightsError};
-pub use kernels::{Conv2dFn, ConvKernels, ConvTranspose2dFn, conv_kernels, register_conv_kernels};
+pub use kernels::{
+    Conv2dFn, ConvKernels, ConvTranspose2dFn, NormKernels, NormalizedBatch, ReluBatchNormFn,
+    ReluScaleShiftFn, conv_kernels, norm_kernels, register_conv_kernels, register_norm_kernels,
+};
 pub use paper::{DdpmUnet, DdpmUnetConfig};
 pub use params::trainable_params;
 pub use predictor::NoisePredictor;

@@ -7,7 +7,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::tensor::activation::relu;
 use burn::tensor::{Int, Tensor, backend::Backend};
 
-use crate::batch_norm::batch_norm_2d;
+use crate::batch_norm::relu_batch_norm_2d;
 use crate::conv::conv2d;
 use crate::conv_transpose::conv_transpose2d;
 use crate::{NoisePredictor, UnetError, sinusoidal_embedding};
@@ -132,8 +132,8 @@ impl<B: Backend> Block<B> {
         // The seed's order: ReLU before BatchNorm.
         // The time embedding is added to every pixel after bnorm1: folded into its affine step.
         let time = relu(self.time_mlp.forward(time));
-        let h = batch_norm_2d(&self.bnorm1, relu(conv2d(&self.conv1, x)), Some(time));
-        let h = batch_norm_2d(&self.bnorm2, relu(conv2d(&self.conv2, h)), None);
+        let h = relu_batch_norm_2d(&self.bnorm1, conv2d(&self.conv1, x), Some(time));
+        let h = relu_batch_norm_2d(&self.bnorm2, conv2d(&self.conv2, h), None);
         match &self.transform {
             Resample::Down(conv) => conv2d(conv, h),
             Resample::Up(conv) => conv_transpose2d(conv, h),

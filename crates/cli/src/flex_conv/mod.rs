@@ -33,7 +33,7 @@ use ddpm_unet::{ConvKernels, register_conv_kernels};
 use self::im2col::Geometry;
 use crate::backend::Flex;
 
-type FlexAutodiff = Autodiff<Flex>;
+pub(crate) type FlexAutodiff = Autodiff<Flex>;
 
 /// Makes ddpm-unet's models use these kernels on flex (training and inference), or burn's again.
 pub fn register(enabled: bool) {
@@ -306,7 +306,7 @@ impl<const N: usize> Backward<Flex, N> for Step {
 }
 
 /// A flex tensor's f32 values in row-major order (copied only if it is a strided view).
-fn values(tensor: &FlexTensor) -> Cow<'_, [f32]> {
+pub(crate) fn values(tensor: &FlexTensor) -> Cow<'_, [f32]> {
     match tensor.as_slice::<f32>() {
         Some(values) => Cow::Borrowed(values),
         None => Cow::Owned(
@@ -319,7 +319,7 @@ fn values(tensor: &FlexTensor) -> Cow<'_, [f32]> {
     }
 }
 
-fn flex<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
+pub(crate) fn flex<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, Shape::new(shape)))
 }
 

@@ -263,9 +263,34 @@ type NdarrayAutodiff = Autodiff<crate::backend::Ndarray>;
 #[test]
 fn training_passes_of_both_models_match_ndarrays() {
     register(true);
+    crate::flex_norm::register(true);
     assert!(ddpm_unet::conv_kernels::<FlexAutodiff>().is_some());
+    assert!(ddpm_unet::norm_kernels::<FlexAutodiff>().is_some());
     let ours = training_pass(simple_unet::<FlexAutodiff>());
     assert_passes_match(ours, training_pass(simple_unet::<NdarrayAutodiff>()));
     let ours = training_pass(paper_unet::<FlexAutodiff>());
     assert_passes_match(ours, training_pass(paper_unet::<NdarrayAutodiff>()));
+}
+
+/// SimpleUnet's prediction (inference mode: running statistics) on flex with all of this
+/// project's kernels against burn-ndarray's.
+#[test]
+fn simple_unet_predictions_match_ndarrays() {
+    fn predict<K: Backend>() -> Vec<f32> {
+        use ddpm_unet::NoisePredictor;
+        let device = Default::default();
+        let values = (0..2 * 3 * 16 * 16).map(|i| (i * 37 % 101) as f32 / 50.0 - 1.0);
+        let x = TensorData::new(values.collect(), [2, 3, 16, 16]);
+        let t = Tensor::from_data(TensorData::new(vec![5i64, 250], [2]), &device);
+        let output = simple_unet::<K>().predict(Tensor::from_data(x, &device), t);
+        output.into_data().to_vec().unwrap()
+    }
+    register(true);
+    crate::flex_norm::register(true);
+    assert!(ddpm_unet::norm_kernels::<Flex>().is_some());
+    let (error, scale) = error_and_scale(&predict::<Flex>(), &predict::<crate::backend::Ndarray>());
+    assert!(
+        scale > 0.0 && error <= 1e-5 * scale,
+        "error {error} at scale {scale}"
+    );
 }

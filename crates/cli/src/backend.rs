@@ -44,6 +44,10 @@ pub struct BackendArgs {
     /// on; off: burn's operations). Only flex has them.
     #[arg(long)]
     own_norm: Option<Toggle>,
+    /// Adam's step on flex in one parallel pass per parameter, the same values as burn's `Adam`
+    /// to the bit (default: on; off: burn's operations). Only flex has it.
+    #[arg(long)]
+    own_adam: Option<Toggle>,
 }
 
 /// On or off.
@@ -55,7 +59,7 @@ pub enum Toggle {
 
 impl BackendArgs {
     /// The backend to run on (see [`select`]), with SimpleUnet's batch gathering and (on flex)
-    /// convolution and norm kernels set for it.
+    /// convolution, norm and Adam kernels set for it.
     pub fn select(&self) -> anyhow::Result<Selected> {
         let selected = select(self.backend, self.device)?;
         let gathering = self
@@ -66,6 +70,7 @@ impl BackendArgs {
         let flex = selected.choice == BackendChoice::Flex;
         crate::flex_conv::register(flex && own_conv);
         crate::flex_norm::register(flex && self.own_norm != Some(Toggle::Off));
+        crate::flex_adam::register(flex && self.own_adam != Some(Toggle::Off));
         Ok(selected)
     }
 }

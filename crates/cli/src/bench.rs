@@ -90,6 +90,8 @@ struct BenchResult {
     own_conv: bool,
     /// Whether SimpleUnet's ReLU + BatchNorm pairs ran on this project's flex kernels.
     own_norm: bool,
+    /// Whether Adam stepped flex's parameters in this project's one pass.
+    own_adam: bool,
     parameters: usize,
     seconds: Vec<f64>,
     images_per_second: f64,
@@ -124,6 +126,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         // `select` registers them only when flex runs.
         own_conv: ddpm_unet::conv_kernels::<crate::backend::Flex>().is_some(),
         own_norm: ddpm_unet::norm_kernels::<crate::backend::Flex>().is_some(),
+        own_adam: ddpm_trainer::adam_step::<crate::backend::Flex>().is_some(),
         parameters,
         seconds,
         images_per_second: args.batch as f64 / median,

@@ -4,6 +4,7 @@ mod allocator;
 mod backend;
 mod bench;
 mod diffuse;
+mod flex_adam;
 mod flex_conv;
 mod flex_norm;
 mod sample;

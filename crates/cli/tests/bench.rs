@@ -37,6 +37,7 @@ fn reports_one_step_and_whether_the_batch_was_gathered() {
     // ndarray has no kernels of ours.
     assert_eq!(result["own_conv"], false);
     assert_eq!(result["own_norm"], false);
+    assert_eq!(result["own_adam"], false);
 }
 
 #[test]

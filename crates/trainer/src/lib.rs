@@ -11,6 +11,7 @@
 //! Reproducibility assumes one run per process: Burn's CPU backends keep one random generator
 //! for the whole process, so two runs on parallel threads would draw from each other's stream.
 
+mod adam_step;
 mod checkpoint;
 mod config;
 mod ema;
@@ -21,6 +22,7 @@ mod optimizer;
 mod progress;
 mod train;
 
+pub use adam_step::{AdamConstants, AdamStepFn, adam_step, register_adam_step};
 pub use checkpoint::{CheckpointState, RunIndex, checkpoint_name, read_state, resolve_checkpoint};
 pub use config::{EmaConfig, LossKind, OptimizerConfig, Preset, TrainConfig};
 pub use ema::{ema_decay, update_ema};

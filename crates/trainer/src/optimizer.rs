@@ -8,12 +8,14 @@ use burn::optim::adaptor::{GradAdaptor, OptimizerAdaptor};
 use burn::optim::grad_clipping::GradientClipping;
 use burn::optim::record::AdaptorRecord;
 use burn::optim::{
-    Adam, AdamConfig, GradientsParams, LearningRate, MultiGradientsParams, Optimizer,
-    SimpleOptimizer,
+    Adam, AdamConfig, AdamState, AdaptiveMomentumState, GradientsParams, LearningRate,
+    MultiGradientsParams, Optimizer, SimpleOptimizer,
 };
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{Shape, Tensor};
+use burn::tensor::{DType, Shape, Tensor};
 use rayon::prelude::*;
+
+use crate::adam_step::{AdamConstants, AdamStepFn, adam_step};
 
 /// Adam's state of every parameter: burn's record for `OptimizerAdaptor<Adam, M, B>`, so
 /// checkpoints written by either optimiser load in the other.
@@ -34,8 +36,13 @@ pub type AdamRecord<M, B> = <OptimizerAdaptor<Adam, M, B> as Optimizer<M, B>>::R
 ///
 /// `threaded: false` steps them one after another, as burn does: for GPU backends, where each
 /// step only queues kernels.
+///
+/// Where the binary registered a one-pass step for the backend
+/// ([`register_adam_step`](crate::register_adam_step)), f32 parameters take it instead of burn's
+/// operations (the same values to the bit).
 pub struct ThreadedAdam<M: AutodiffModule<B>, B: AutodiffBackend> {
     adam: Adam,
+    constants: Option<AdamConstants>,
     clipping: Option<GradientClipping>,
     records: AdamRecord<M, B>,
     threaded: bool,
@@ -48,6 +55,7 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend> ThreadedAdam<M, B> {
         let adaptor = config.init::<B, M>();
         Self {
             adam: adaptor.optim().clone(),
+            constants: AdamConstants::of(config),
             clipping: adaptor.grad_clipping().cloned(),
             records: Default::default(),
             threaded,
@@ -60,6 +68,7 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend> ThreadedAdam<M, B> {
             grads: &mut grads,
             records: &mut self.records,
             adam: &self.adam,
+            one_pass: adam_step::<B::InnerBackend>().zip(self.constants),
             clipping: self.clipping.as_ref(),
             lr,
             jobs: Vec::new(),
@@ -82,6 +91,7 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend> Clone for ThreadedAdam<M, B> {
     fn clone(&self) -> Self {
         Self {
             adam: self.adam.clone(),
+            constants: self.constants,
             clipping: self.clipping.clone(),
             records: self.records.clone(),
             threaded: self.threaded,
@@ -129,6 +139,7 @@ struct TakeParams<'a, 'm, M: AutodiffModule<B>, B: AutodiffBackend> {
     grads: &'m mut GradAdaptor,
     records: &'m mut AdamRecord<M, B>,
     adam: &'a Adam,
+    one_pass: Option<(AdamStepFn<B::InnerBackend>, AdamConstants)>,
     clipping: Option<&'a GradientClipping>,
     lr: LearningRate,
     jobs: Vec<Job<'a, B>>,
@@ -145,13 +156,19 @@ impl<'a, M: AutodiffModule<B>, B: AutodiffBackend> ModuleMapper<B> for TakeParam
         let value = tensor.inner();
         let state = self.records.remove(&id).map(|r| r.into_state::<D>());
         let (adam, clipping, lr) = (self.adam, self.clipping, self.lr);
+        let one_pass = self
+            .one_pass
+            .filter(|_| value.dtype() == DType::F32 && grad.dtype() == DType::F32);
         let job: Job<'a, B> = Box::new(move || {
             let grad = row_major(grad);
             let grad = match clipping {
                 Some(clipping) => clipping.clip_gradient(grad),
                 None => grad,
             };
-            let (value, state) = SimpleOptimizer::step(adam, lr, value, grad, state);
+            let (value, state) = match one_pass {
+                Some((step, constants)) => one_pass_step(step, &constants, lr, value, grad, state),
+                None => SimpleOptimizer::step(adam, lr, value, grad, state),
+            };
             let shape = value.shape();
             Stepped {
                 id,
@@ -164,6 +181,40 @@ impl<'a, M: AutodiffModule<B>, B: AutodiffBackend> ModuleMapper<B> for TakeParam
         self.jobs.push(job);
         Param::from_mapped_value(id, placeholder, mapper)
     }
+}
+
+/// A registered one-pass step on a parameter of any rank: flattened, stepped, shaped back.
+fn one_pass_step<B: Backend, const D: usize>(
+    step: AdamStepFn<B>,
+    constants: &AdamConstants,
+    lr: LearningRate,
+    value: Tensor<B, D>,
+    grad: Tensor<B, D>,
+    state: Option<AdamState<B, D>>,
+) -> (Tensor<B, D>, Option<AdamState<B, D>>) {
+    let shape = value.shape();
+    let count = shape.num_elements();
+    let state = state.map(|state| {
+        let momentum = state.momentum;
+        AdaptiveMomentumState::new(
+            momentum.time,
+            momentum.moment_1.reshape([count]),
+            momentum.moment_2.reshape([count]),
+        )
+    });
+    let (value, momentum) = step(
+        constants,
+        lr,
+        value.reshape([count]),
+        grad.reshape([count]),
+        state,
+    );
+    let momentum = AdaptiveMomentumState::new(
+        momentum.time,
+        momentum.moment_1.reshape(shape.clone()),
+        momentum.moment_2.reshape(shape.clone()),
+    );
+    (value.reshape(shape), Some(AdamState::new(momentum)))
 }
 
 /// Puts the stepped parameters back in place of the empty tensors, and their state in the record.

@@ -112,7 +112,7 @@ pub fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, g: &Geometry) ->
 /// Calls `per_image(patches, (image, out_n))` for each image's share `out_n` of `out`, in two
 /// contiguous parts of the batch per thread (two, so that a thread the machine slows down can
 /// hand one on), each with one scratch [`Patches`]: one per rayon split instead cost 2–3% of a
-/// cpu-demo step in zeroing and page faults.
+/// cpu-demo step in zeroing and page faults, and the scratch buffers stay with the thread.
 fn for_each_image(
     out: &mut [f32],
     g: &Geometry,
@@ -123,10 +123,11 @@ fn for_each_image(
     out.par_chunks_mut(images_per_part * image_len)
         .enumerate()
         .for_each(|(part, images)| {
-            let mut patches = Patches::new(g);
+            let mut patches = Patches::scratch(g);
             for (index, image) in images.chunks_exact_mut(image_len).enumerate() {
                 per_image(&mut patches, (part * images_per_part + index, image));
             }
+            patches.recycle();
         });
 }
 
@@ -163,14 +164,15 @@ pub fn weight_grad(x: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
     let images_per_part = g.batch.div_ceil(rayon::current_num_threads());
     let part = |first: usize| {
         let mut sum = vec![0.0; patch_len * g.channels_out];
-        let mut patches = Patches::new(g);
+        let mut patches = Patches::scratch(g);
         for image in first..(first + images_per_part).min(g.batch) {
             patches.im2col(&x[image * plane..][..plane], g);
             let dy = Operand::transposed(&dy[image * g.channels_out * pixels..], pixels);
-            let patches = Operand::rows(&patches.matrix, pixels);
+            let matrix = Operand::rows(&patches.matrix, pixels);
             let shape = [patch_len, g.channels_out, pixels];
-            matmul(&mut sum, shape, patches, dy, image > first, parallelism);
+            matmul(&mut sum, shape, matrix, dy, image > first, parallelism);
         }
+        patches.recycle();
         sum
     };
     let firsts: Vec<usize> = (0..g.batch).step_by(images_per_part).collect();

@@ -27,8 +27,9 @@ pub struct BenchArgs {
     /// Number of alternating repetitions of each case.
     #[arg(long, default_value_t = 3)]
     reps: usize,
-    /// Timed steps per repetition, after 2 untimed ones (default: 40 for the cpu-demo model, whose
-    /// steps take milliseconds, so that a repetition spans a second or more; 5 otherwise).
+    /// Timed steps per repetition, after 2 untimed ones (default: 40 for the cpu-demo model on flex
+    /// and PyTorch, whose steps take milliseconds, so that a repetition spans a second or more; 5
+    /// otherwise, ndarray's cpu-demo steps included).
     #[arg(long)]
     iters: Option<usize>,
     /// CPU threads on both sides (default: all cores).
@@ -108,8 +109,10 @@ pub fn run(args: &BenchArgs, root: &Path) -> Result<()> {
     println!(
         "benchmark: {threads} CPU thread(s) on both sides, {} repetitions of {} timed steps, median",
         args.reps,
-        args.iters
-            .map_or("5 (cpu-demo: 40)".to_string(), |iters| iters.to_string())
+        args.iters.map_or(
+            "5 (cpu-demo on flex and PyTorch: 40)".to_string(),
+            |iters| iters.to_string()
+        )
     );
     let mut rows = Vec::new();
     for (case, dtype) in cases
@@ -117,10 +120,11 @@ pub fn run(args: &BenchArgs, root: &Path) -> Result<()> {
         .flat_map(|c| dtypes.iter().map(move |d| (c, d)))
     {
         let [kind, preset, batch] = parse_case(case)?;
-        let iters = args
-            .iters
-            .unwrap_or(if preset == "cpu-demo" { 40 } else { 5 })
-            .to_string();
+        let iters = |backend: &str| {
+            let fast = preset == "cpu-demo" && backend != "ndarray";
+            let default = if fast { 40 } else { 5 };
+            args.iters.unwrap_or(default).to_string()
+        };
         let (skipped, backends): (Vec<&String>, Vec<&String>) =
             backends.iter().partition(|b| skip(b, preset, args));
         for backend in skipped {
@@ -138,7 +142,7 @@ pub fn run(args: &BenchArgs, root: &Path) -> Result<()> {
                     .args([
                         "bench", "--case", kind, "--preset", preset, "--batch", batch,
                     ])
-                    .args(["--iters", &iters, "--backend", backend])
+                    .args(["--iters", &iters(backend), "--backend", backend])
                     .args(["--dtype", dtype])
                     .env("RAYON_NUM_THREADS", threads.to_string());
                 match run_json(&mut command).and_then(|r| images_per_second(&r)) {
@@ -150,7 +154,12 @@ pub fn run(args: &BenchArgs, root: &Path) -> Result<()> {
             command
                 .arg(&script)
                 .args(["--case", kind, "--preset", preset, "--batch", batch])
-                .args(["--iters", &iters, "--threads", &threads.to_string()])
+                .args([
+                    "--iters",
+                    &iters("pytorch"),
+                    "--threads",
+                    &threads.to_string(),
+                ])
                 .args(["--device", device, "--dtype", dtype]);
             match run_json(&mut command) {
                 Ok(result) => {

@@ -3,9 +3,10 @@
 //! A [`TrainConfig`] holds the whole recipe (presets: [`Preset::Seed`], [`Preset::DdpmCifar10`],
 //! [`Preset::CpuDemo`]) and is saved in every checkpoint. [`train`] runs it: batches from
 //! `ddpm-dataset`, the forward process of `ddpm-schedule`, a noise predictor of `ddpm-unet`,
-//! burn's Adam ([`ThreadedAdam`]: on several threads on the CPU) with warm-up and gradient
-//! clipping, an EMA copy of the weights, sample grids from the ancestral sampler, JSONL metrics,
-//! and atomic checkpoints that resume exactly: every random draw of step `k` comes from
+//! burn's Adam ([`ThreadedAdam`]: on several threads on the CPU, or by a one-pass step a binary
+//! registers for its backend, [`register_adam_step`]) with warm-up and gradient clipping, an EMA
+//! copy of the weights, sample grids from the ancestral sampler, JSONL metrics, and atomic
+//! checkpoints that resume exactly: every random draw of step `k` comes from
 //! `(seed, k)`, and each epoch's data order from `(seed, epoch)`.
 //!
 //! Reproducibility assumes one run per process: Burn's CPU backends keep one random generator

@@ -8,9 +8,6 @@
 //! [`ThreadedAdam`](crate::ThreadedAdam) then calls for f32 parameters. It must compute what burn
 //! computes, operation for operation in f32, so that both give the same values to the bit.
 
-use std::any::{Any, TypeId};
-use std::sync::RwLock;
-
 use burn::optim::{AdamConfig, AdaptiveMomentumState, LearningRate};
 use burn::tensor::{Tensor, backend::Backend};
 use serde::Deserialize;
@@ -64,30 +61,16 @@ pub type AdamStepFn<B> = fn(
     Option<AdaptiveMomentumState<B, 1>>,
 ) -> (Tensor<B, 1>, AdaptiveMomentumState<B, 1>);
 
-/// One entry per backend: a handful at most, so a list.
-static REGISTRY: RwLock<Vec<(TypeId, Box<dyn Any + Send + Sync>)>> = RwLock::new(Vec::new());
-
 /// Makes [`ThreadedAdam`](crate::ThreadedAdam) step f32 parameters of backend `B` (the autodiff
 /// backend's inner one) with `step` (process-wide), or with burn's `Adam` again with `None`.
+/// (Kept in ddpm-unet's kernel registry: the function pointer's type names the backend.)
 pub fn register_adam_step<B: Backend>(step: Option<AdamStepFn<B>>) {
-    let mut registry = REGISTRY
-        .write()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    registry.retain(|(backend, _)| *backend != TypeId::of::<B>());
-    if let Some(step) = step {
-        registry.push((TypeId::of::<B>(), Box::new(step)));
-    }
+    ddpm_unet::register_kernels(step);
 }
 
 /// The step registered for backend `B`, if any.
 pub fn adam_step<B: Backend>() -> Option<AdamStepFn<B>> {
-    let registry = REGISTRY
-        .read()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    registry
-        .iter()
-        .find(|(backend, _)| *backend == TypeId::of::<B>())
-        .and_then(|(_, step)| step.downcast_ref::<AdamStepFn<B>>().copied())
+    ddpm_unet::registered_kernels()
 }
 
 #[cfg(test)]

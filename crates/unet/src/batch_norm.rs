@@ -41,26 +41,38 @@ pub(crate) fn relu_batch_norm_2d<B: Backend>(
             None => offset,
         }
     };
-    let gamma = norm.gamma.val().to_device(&device);
-    let beta = norm.beta.val().to_device(&device);
-    if B::ad_enabled(&device) {
-        if let Some(kernel) = kernels.and_then(|kernels| kernels.training) {
+    let modes = kernels.map(|kernels| (kernels.training, kernels.inference));
+    match (B::ad_enabled(&device), modes) {
+        (true, Some((Some(kernel), _))) => {
+            let gamma = norm.gamma.val().to_device(&device);
+            let beta = norm.beta.val().to_device(&device);
             let NormalizedBatch {
                 output,
                 mean,
                 variance,
             } = kernel(x, gamma, offset(beta), norm.epsilon);
             update_running_stats(norm, mean, variance, n * h * w);
-            return output;
+            output
         }
-    } else if let Some(kernel) = kernels.and_then(|kernels| kernels.inference) {
-        let mean = norm.running_mean.value().to_device(&device);
-        let var = norm.running_var.value().to_device(&device);
-        let scale = gamma / var.add_scalar(norm.epsilon).sqrt();
-        let bias = beta - mean * scale.clone();
-        return kernel(x, scale, offset(bias));
+        (false, Some((_, Some(kernel)))) => {
+            let (scale, bias) = folded_affine(norm, &device);
+            kernel(x, scale, offset(bias))
+        }
+        _ => batch_norm_2d(norm, relu(x), shift),
     }
-    batch_norm_2d(norm, relu(x), shift)
+}
+
+/// Inference's affine step per channel `[C]`, the running statistics folded in:
+/// `scale = γ / sqrt(running_var + ε)`, `bias = β − running_mean · scale`.
+fn folded_affine<B: Backend>(
+    norm: &BatchNorm<B>,
+    device: &B::Device,
+) -> (Tensor<B, 1>, Tensor<B, 1>) {
+    let on_device = |v: Tensor<B, 1>| v.to_device(device);
+    let var = on_device(norm.running_var.value());
+    let scale = on_device(norm.gamma.val()) / var.add_scalar(norm.epsilon).sqrt();
+    let bias = on_device(norm.beta.val()) - on_device(norm.running_mean.value()) * scale.clone();
+    (scale, bias)
 }
 
 /// `norm` applied to `x: [N, C, H, W]`, then `shift: [N, C]` (one value per sample and channel,
@@ -77,8 +89,6 @@ fn batch_norm_2d<B: Backend>(
     let per_channel = |v: Tensor<B, 1>| v.to_device(&device).reshape([1, c, 1]);
     // [1, C, 1] → [N, C, 1], contiguous: one scalar per row of x.
     let per_row = |v: Tensor<B, 3>| v.repeat_dim(0, n);
-    let gamma = per_channel(norm.gamma.val());
-    let beta = per_channel(norm.beta.val());
     // β (or β − mean·scale) plus the caller's shift: one [N, C, 1] offset, one pass over x.
     let offset = |per_channel_offset: Tensor<B, 3>| match shift {
         Some(shift) => per_row(per_channel_offset) + shift.reshape([n, c, 1]),
@@ -97,14 +107,11 @@ fn batch_norm_2d<B: Backend>(
             var.clone().reshape([c]),
             count,
         );
-        let scale = gamma / var.add_scalar(norm.epsilon).sqrt();
-        centered * per_row(scale) + offset(beta)
+        let scale = per_channel(norm.gamma.val()) / var.add_scalar(norm.epsilon).sqrt();
+        centered * per_row(scale) + offset(per_channel(norm.beta.val()))
     } else {
-        let mean = per_channel(norm.running_mean.value());
-        let var = per_channel(norm.running_var.value());
-        let scale = gamma / var.add_scalar(norm.epsilon).sqrt();
-        let bias = beta - mean * scale.clone();
-        x * per_row(scale) + offset(bias)
+        let (scale, bias) = folded_affine(norm, &device);
+        x * per_row(per_channel(scale)) + offset(per_channel(bias))
     };
     y.reshape([n, c, h, w])
 }

@@ -88,7 +88,10 @@ type Registry = Vec<(TypeId, Box<dyn Any + Send + Sync>)>;
 
 static REGISTRY: RwLock<Registry> = RwLock::new(Vec::new());
 
-fn register<K: Copy + Send + Sync + 'static>(kernels: Option<K>) {
+/// Registers `kernels` process-wide under their type (`None` removes them): the mechanism behind
+/// [`register_conv_kernels`] and [`register_norm_kernels`], open to other crates' kernel sets (a
+/// type generic over the backend, or a function pointer type naming it, keys one per backend).
+pub fn register_kernels<K: Copy + Send + Sync + 'static>(kernels: Option<K>) {
     let mut registry = REGISTRY
         .write()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -98,7 +101,8 @@ fn register<K: Copy + Send + Sync + 'static>(kernels: Option<K>) {
     }
 }
 
-fn registered<K: Copy + 'static>() -> Option<K> {
+/// The kernels of type `K` registered with [`register_kernels`], if any.
+pub fn registered_kernels<K: Copy + 'static>() -> Option<K> {
     let registry = REGISTRY
         .read()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -111,23 +115,23 @@ fn registered<K: Copy + 'static>() -> Option<K> {
 /// Makes SimpleUnet use `kernels` on backend `B` (process-wide), or burn's convolutions again
 /// with `None`.
 pub fn register_conv_kernels<B: Backend>(kernels: Option<ConvKernels<B>>) {
-    register(kernels);
+    register_kernels(kernels);
 }
 
 /// The convolution kernels registered for backend `B`, if any.
 pub fn conv_kernels<B: Backend>() -> Option<ConvKernels<B>> {
-    registered()
+    registered_kernels()
 }
 
 /// Makes SimpleUnet's ReLU + BatchNorm pairs use `kernels` on backend `B` (process-wide), or
 /// burn's operations again with `None`.
 pub fn register_norm_kernels<B: Backend>(kernels: Option<NormKernels<B>>) {
-    register(kernels);
+    register_kernels(kernels);
 }
 
 /// The norm kernels registered for backend `B`, if any.
 pub fn norm_kernels<B: Backend>() -> Option<NormKernels<B>> {
-    registered()
+    registered_kernels()
 }
 
 #[cfg(test)]

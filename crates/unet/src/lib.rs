@@ -37,7 +37,8 @@ pub use embedding::sinusoidal_embedding;
 pub use error::{UnetError, WeightsError};
 pub use kernels::{
     Conv2dFn, ConvKernels, ConvTranspose2dFn, NormKernels, NormalizedBatch, ReluBatchNormFn,
-    ReluScaleShiftFn, conv_kernels, norm_kernels, register_conv_kernels, register_norm_kernels,
+    ReluScaleShiftFn, conv_kernels, norm_kernels, register_conv_kernels, register_kernels,
+    register_norm_kernels, registered_kernels,
 };
 pub use paper::{DdpmUnet, DdpmUnetConfig};
 pub use params::trainable_params;

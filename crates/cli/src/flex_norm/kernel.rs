@@ -37,22 +37,30 @@ impl Layout {
     }
 }
 
-/// Σ f(v) over a row: 16 f32 lanes (which the compiler vectorises), added up in f64.
-fn row_sum(row: &[f32], f: impl Fn(f32) -> f32) -> f64 {
+/// Σ f(a, b) over two rows of one length: 16 f32 lanes (which the compiler vectorises), added up
+/// in f64.
+fn pair_sum(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
+    assert_eq!(a.len(), b.len());
     let mut lanes = [0f32; 16];
-    let mut chunks = row.chunks_exact(16);
-    for chunk in &mut chunks {
-        for (lane, &v) in lanes.iter_mut().zip(chunk) {
-            *lane += f(v);
+    let (mut a_chunks, mut b_chunks) = (a.chunks_exact(16), b.chunks_exact(16));
+    for (a, b) in (&mut a_chunks).zip(&mut b_chunks) {
+        for ((lane, &a), &b) in lanes.iter_mut().zip(a).zip(b) {
+            *lane += f(a, b);
         }
     }
-    let tail: f64 = chunks.remainder().iter().map(|&v| f(v) as f64).sum();
+    let tail = a_chunks.remainder().iter().zip(b_chunks.remainder());
+    let tail: f64 = tail.map(|(&a, &b)| f(a, b) as f64).sum();
     lanes.iter().map(|&lane| lane as f64).sum::<f64>() + tail
+}
+
+/// Σ f(v) over a row.
+fn row_sum(row: &[f32], f: impl Fn(f32) -> f32) -> f64 {
+    pair_sum(row, row, |v, _| f(v))
 }
 
 /// Per channel, the mean and the biased variance of `relu(x)` over the batch and the pixels
 /// (two passes: the variance sums squares of deviations, not of values).
-pub fn relu_statistics(x: &[f32], layout: Layout) -> (Vec<f32>, Vec<f32>) {
+fn relu_statistics(x: &[f32], layout: Layout) -> (Vec<f32>, Vec<f32>) {
     assert_eq!(x.len(), layout.len());
     let count = (layout.batch * layout.pixels) as f64;
     (0..layout.channels)
@@ -142,18 +150,7 @@ impl Normalization {
             .map(|(row, (x, dy))| {
                 let mean = self.mean[row % layout.channels];
                 let dy_sum = row_sum(dy, |v| v);
-                let mut lanes = [0f32; 16];
-                let (mut x_chunks, mut dy_chunks) = (x.chunks_exact(16), dy.chunks_exact(16));
-                for (x, dy) in (&mut x_chunks).zip(&mut dy_chunks) {
-                    for ((lane, &x), &dy) in lanes.iter_mut().zip(x).zip(dy) {
-                        *lane += dy * (x.max(0.0) - mean);
-                    }
-                }
-                let tail = x_chunks.remainder().iter().zip(dy_chunks.remainder());
-                let tail: f64 = tail
-                    .map(|(&x, &dy)| (dy * (x.max(0.0) - mean)) as f64)
-                    .sum();
-                let centered = lanes.iter().map(|&lane| lane as f64).sum::<f64>() + tail;
+                let centered = pair_sum(x, dy, |x, dy| dy * (x.max(0.0) - mean));
                 (dy_sum, centered)
             })
             .collect();

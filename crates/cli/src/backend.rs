@@ -36,8 +36,9 @@ pub struct BackendArgs {
     /// backends, whose convolutions go one image at a time; off for cuda).
     #[arg(long)]
     batch_gathering: Option<Toggle>,
-    /// The models' convolutions on flex by this project's batch-parallel kernels, with their own
-    /// backward pass (default: on; off: burn-flex's convolutions). Only flex has them.
+    /// The models' convolutions (and SimpleUnet's skip concatenations) on flex by this project's
+    /// batch-parallel kernels, with their own backward pass (default: on; off: burn-flex's
+    /// operations). Only flex has them.
     #[arg(long)]
     own_conv: Option<Toggle>,
     /// SimpleUnet's ReLU + BatchNorm pairs on flex by this project's one-pass kernels (default:

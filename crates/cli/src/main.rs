@@ -7,6 +7,7 @@ mod diffuse;
 mod flex_adam;
 mod flex_conv;
 mod flex_norm;
+mod par_rows;
 mod sample;
 mod train;
 mod weights;

@@ -3,16 +3,16 @@
 //! This crate is generic over the backend and uses burn's operations. A binary that knows its
 //! backend can register faster ones for it (the `ddpm` binary does for burn-flex: convolutions
 //! parallel over the batch, with their own backward pass, and SimpleUnet's ReLU + BatchNorm as one
-//! pass each way). SimpleUnet's plain convolutions and transposed convolutions then call those
-//! instead of burn's, except where batch gathering
-//! ([`set_batch_gathering`](crate::set_batch_gathering)) takes a layer; its ReLU + BatchNorm pairs
-//! call the norm kernels.
+//! pass each way, and its skip concatenations with a parallel backward pass). SimpleUnet's plain
+//! convolutions and transposed convolutions then call those instead of burn's, except where batch
+//! gathering ([`set_batch_gathering`](crate::set_batch_gathering)) takes a layer; its ReLU +
+//! BatchNorm pairs call the norm kernels, its skip connections the concatenation kernel.
 
 use std::any::{Any, TypeId};
 use std::sync::RwLock;
 
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
-use burn::tensor::{Tensor, backend::Backend};
+use burn::tensor::{DType, Tensor, backend::Backend};
 
 /// A 2-D convolution with burn's signature (`burn::tensor::module::conv2d`).
 pub type Conv2dFn<B> =
@@ -64,6 +64,10 @@ pub struct NormKernels<B: Backend> {
     /// Called otherwise.
     pub inference: Option<ReluScaleShiftFn<B>>,
 }
+
+/// Concatenation of two batches `[N, C₁, H, W]` and `[N, C₂, H, W]` along the channels →
+/// `[N, C₁ + C₂, H, W]` (`Tensor::cat(vec![a, b], 1)`), differentiable on an autodiff backend.
+pub type ConcatChannelsFn<B> = fn(Tensor<B, 4>, Tensor<B, 4>) -> Tensor<B, 4>;
 
 // Function pointers: copyable whatever `B` is (a derive would ask `B: Copy`).
 impl<B: Backend> Clone for ConvKernels<B> {
@@ -132,6 +136,22 @@ pub fn register_norm_kernels<B: Backend>(kernels: Option<NormKernels<B>>) {
 /// The norm kernels registered for backend `B`, if any.
 pub fn norm_kernels<B: Backend>() -> Option<NormKernels<B>> {
     registered_kernels()
+}
+
+/// Makes SimpleUnet join its skip connections with `kernel` on backend `B` (process-wide), or
+/// with burn's `cat` again with `None`.
+pub fn register_concat_kernel<B: Backend>(kernel: Option<ConcatChannelsFn<B>>) {
+    register_kernels(kernel);
+}
+
+/// `Tensor::cat(vec![a, b], 1)` for two batches, by the kernel registered for `B` if there is
+/// one (it is called for f32 tensors only).
+pub(crate) fn concat_channels<B: Backend>(a: Tensor<B, 4>, b: Tensor<B, 4>) -> Tensor<B, 4> {
+    let f32s = a.dtype() == DType::F32 && b.dtype() == DType::F32;
+    match registered_kernels::<ConcatChannelsFn<B>>() {
+        Some(kernel) if f32s => kernel(a, b),
+        _ => Tensor::cat(vec![a, b], 1),
+    }
 }
 
 #[cfg(test)]

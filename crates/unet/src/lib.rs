@@ -14,8 +14,9 @@
 //! order, 1.2–1.3× faster seed-size training and sampling on burn-flex. [`set_batch_gathering`]
 //! turns that off (for GPU backends, whose convolutions already span the batch).
 //!
-//! Both models' plain convolutions, and SimpleUnet's ReLU + BatchNorm pairs, can run on kernels
-//! a binary registers for its backend ([`register_conv_kernels`], [`register_norm_kernels`]); the
+//! Both models' plain convolutions, and SimpleUnet's ReLU + BatchNorm pairs and skip
+//! concatenations, can run on kernels a binary registers for its backend
+//! ([`register_conv_kernels`], [`register_norm_kernels`], [`register_concat_kernel`]); the
 //! `ddpm` binary registers batch-parallel ones with their own backward pass for burn-flex.
 
 mod batch_norm;
@@ -36,9 +37,9 @@ pub use denoiser::{Denoiser, DenoiserConfig};
 pub use embedding::sinusoidal_embedding;
 pub use error::{UnetError, WeightsError};
 pub use kernels::{
-    Conv2dFn, ConvKernels, ConvTranspose2dFn, NormKernels, NormalizedBatch, ReluBatchNormFn,
-    ReluScaleShiftFn, conv_kernels, norm_kernels, register_conv_kernels, register_kernels,
-    register_norm_kernels, registered_kernels,
+    ConcatChannelsFn, Conv2dFn, ConvKernels, ConvTranspose2dFn, NormKernels, NormalizedBatch,
+    ReluBatchNormFn, ReluScaleShiftFn, conv_kernels, norm_kernels, register_concat_kernel,
+    register_conv_kernels, register_kernels, register_norm_kernels, registered_kernels,
 };
 pub use paper::{DdpmUnet, DdpmUnetConfig};
 pub use params::trainable_params;

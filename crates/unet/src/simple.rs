@@ -10,6 +10,7 @@ use burn::tensor::{Int, Tensor, backend::Backend};
 use crate::batch_norm::relu_batch_norm_2d;
 use crate::conv::conv2d;
 use crate::conv_transpose::conv_transpose2d;
+use crate::kernels::concat_channels;
 use crate::{NoisePredictor, UnetError, sinusoidal_embedding};
 
 /// Shape of a [`SimpleUnet`]. Defaults are the seed's: RGB, channels 64 → 1024, time embedding 32.
@@ -157,7 +158,7 @@ impl<B: Backend> SimpleUnet<B> {
         }
         for up in &self.ups {
             let skip = skips.pop().expect("one skip per down block");
-            x = up.forward(Tensor::cat(vec![x, skip], 1), time.clone());
+            x = up.forward(concat_channels(x, skip), time.clone());
         }
         conv2d(&self.output, x)
     }

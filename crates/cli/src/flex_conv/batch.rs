@@ -12,6 +12,7 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::im2col::{Geometry, Patches};
+use crate::par_rows::{filled_in_parallel, row_sum};
 
 /// A row-major matrix operand: the values, and the steps between rows and between columns.
 #[derive(Clone, Copy)]
@@ -94,7 +95,6 @@ fn product_parallelism(images: usize) -> Parallelism {
 pub fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, g: &Geometry) -> Vec<f32> {
     let (patch_len, pixels, plane) = (g.patch_len(), g.out_pixels(), g.channels_in * g.in_plane());
     let parallelism = product_parallelism(g.batch);
-    let mut y = vec![0.0; g.batch * g.channels_out * pixels];
     let per_image = |patches: &mut Patches, (image, y): (usize, &mut [f32])| {
         patches.im2col(&x[image * plane..][..plane], g);
         let weight = Operand::rows(weight, patch_len);
@@ -105,30 +105,23 @@ pub fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, g: &Geometry) ->
             add_channel_bias(y, bias, pixels);
         }
     };
-    for_each_image(&mut y, g, per_image);
-    y
+    for_each_image(g.batch * g.channels_out * pixels, g, per_image)
 }
 
-/// Calls `per_image(patches, (image, out_n))` for each image's share `out_n` of `out`, in two
-/// contiguous parts of the batch per thread (two, so that a thread the machine slows down can
-/// hand one on), each with one scratch [`Patches`]: one per rayon split instead cost 2–3% of a
-/// cpu-demo step in zeroing and page faults, and the scratch buffers stay with the thread.
+/// A new `[N, ...]` buffer of `out_len` values, each image's share written by
+/// `per_image(patches, (image, out_n))` on a rayon thread, with that thread's scratch
+/// [`Patches`] (kept from image to image: fresh ones cost 2–3% of a cpu-demo step in zeroing and
+/// page faults). `out_n` comes zeroed.
 fn for_each_image(
-    out: &mut [f32],
+    out_len: usize,
     g: &Geometry,
     per_image: impl Fn(&mut Patches, (usize, &mut [f32])) + Sync,
-) {
-    let image_len = out.len() / g.batch;
-    let images_per_part = g.batch.div_ceil(2 * rayon::current_num_threads());
-    out.par_chunks_mut(images_per_part * image_len)
-        .enumerate()
-        .for_each(|(part, images)| {
-            let mut patches = Patches::scratch(g);
-            for (index, image) in images.chunks_exact_mut(image_len).enumerate() {
-                per_image(&mut patches, (part * images_per_part + index, image));
-            }
-            patches.recycle();
-        });
+) -> Vec<f32> {
+    filled_in_parallel(out_len, out_len / g.batch, |image, out| {
+        let mut patches = Patches::scratch(g);
+        per_image(&mut patches, (image, out));
+        patches.recycle();
+    })
 }
 
 /// The transposed convolution of `y` `[N, Cout, out_h, out_w]` → `[N, Cin, H, W]`, plus `bias`
@@ -137,7 +130,6 @@ fn for_each_image(
 pub fn transposed(weight: &[f32], y: &[f32], bias: Option<&[f32]>, g: &Geometry) -> Vec<f32> {
     let (patch_len, pixels, plane) = (g.patch_len(), g.out_pixels(), g.channels_in * g.in_plane());
     let parallelism = product_parallelism(g.batch);
-    let mut x = vec![0.0; g.batch * plane];
     let per_image = |patches: &mut Patches, (image, x): (usize, &mut [f32])| {
         let y = Operand::rows(&y[image * g.channels_out * pixels..], pixels);
         let weight = Operand::transposed(weight, patch_len);
@@ -148,8 +140,7 @@ pub fn transposed(weight: &[f32], y: &[f32], bias: Option<&[f32]>, g: &Geometry)
             add_channel_bias(x, bias, g.in_plane());
         }
     };
-    for_each_image(&mut x, g, per_image);
-    x
+    for_each_image(g.batch * plane, g, per_image)
 }
 
 /// The gradient of [`forward`] with respect to the weight, `[Cout, Cin, kh, kw]`.
@@ -202,11 +193,14 @@ fn add_channel_bias(image: &mut [f32], bias: &[f32], pixels: usize) {
     }
 }
 
-/// Per-channel sums of `t` `[N, C, pixels]` (a bias's gradient).
+/// Per-channel sums of `t` `[N, C, pixels]` (a bias's gradient), a channel per rayon task.
 pub fn channel_sums(t: &[f32], channels: usize, pixels: usize) -> Vec<f32> {
-    let mut sums = vec![0.0; channels];
-    for (index, channel) in t.chunks_exact(pixels).enumerate() {
-        sums[index % channels] += channel.iter().sum::<f32>();
-    }
-    sums
+    let images = t.len() / (channels * pixels);
+    (0..channels)
+        .into_par_iter()
+        .map(|c| {
+            let rows = (0..images).map(|n| &t[(n * channels + c) * pixels..][..pixels]);
+            rows.map(|row| row_sum(row, |v| v)).sum::<f64>() as f32
+        })
+        .collect()
 }

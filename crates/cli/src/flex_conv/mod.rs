@@ -11,9 +11,12 @@
 //! weight gradient, over the cpu-demo and seed layers at their batch sizes: 1.5×, 1.9× and 2.7×
 //! faster in total (before the faster patch matrices and weight-gradient order of 35f2adb).
 //!
-//! f32 only; other element types, and layers that are not plain, go to burn.
+//! f32 only; other element types, and layers that are not plain, go to burn. SimpleUnet's skip
+//! concatenations ([`concat`]) come with them: the same batch-parallel layout, and a backward
+//! pass that hands the convolutions contiguous gradients.
 
 mod batch;
+mod concat;
 mod im2col;
 
 use std::borrow::Cow;
@@ -28,15 +31,19 @@ use burn::tensor::backend::Backend;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{DType, Shape, Tensor, TensorData, TensorPrimitive, module};
 use burn_flex::FlexTensor;
-use ddpm_unet::{ConvKernels, register_conv_kernels};
+use ddpm_unet::{ConcatChannelsFn, ConvKernels, register_concat_kernel, register_conv_kernels};
 
 use self::im2col::Geometry;
 use crate::backend::Flex;
 
 pub(crate) type FlexAutodiff = Autodiff<Flex>;
 
-/// Makes ddpm-unet's models use these kernels on flex (training and inference), or burn's again.
+/// Makes ddpm-unet's models use these kernels on flex (training and inference), or burn's again:
+/// the convolutions, and SimpleUnet's skip concatenations ([`concat`]).
 pub fn register(enabled: bool) {
+    register_concat_kernel::<Flex>(enabled.then_some(concat::concat as ConcatChannelsFn<Flex>));
+    let tracked = concat::concat_tracked as ConcatChannelsFn<FlexAutodiff>;
+    register_concat_kernel::<FlexAutodiff>(enabled.then_some(tracked));
     match enabled {
         true => {
             register_conv_kernels::<Flex>(Some(ConvKernels {

@@ -13,6 +13,8 @@
 
 use rayon::prelude::*;
 
+use crate::par_rows::{filled_in_parallel, pair_sum, row_sum};
+
 /// How the values are laid out: `batch` images of `channels` rows of `pixels` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Layout {
@@ -37,27 +39,6 @@ impl Layout {
     }
 }
 
-/// Σ f(a, b) over two rows of one length: 16 f32 lanes (which the compiler vectorises), added up
-/// in f64.
-fn pair_sum(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
-    assert_eq!(a.len(), b.len());
-    let mut lanes = [0f32; 16];
-    let (mut a_chunks, mut b_chunks) = (a.chunks_exact(16), b.chunks_exact(16));
-    for (a, b) in (&mut a_chunks).zip(&mut b_chunks) {
-        for ((lane, &a), &b) in lanes.iter_mut().zip(a).zip(b) {
-            *lane += f(a, b);
-        }
-    }
-    let tail = a_chunks.remainder().iter().zip(b_chunks.remainder());
-    let tail: f64 = tail.map(|(&a, &b)| f(a, b) as f64).sum();
-    lanes.iter().map(|&lane| lane as f64).sum::<f64>() + tail
-}
-
-/// Σ f(v) over a row.
-fn row_sum(row: &[f32], f: impl Fn(f32) -> f32) -> f64 {
-    pair_sum(row, row, |v, _| f(v))
-}
-
 /// Per channel, the mean and the biased variance of `relu(x)` over the batch and the pixels
 /// (two passes: the variance sums squares of deviations, not of values).
 fn relu_statistics(x: &[f32], layout: Layout) -> (Vec<f32>, Vec<f32>) {
@@ -80,17 +61,13 @@ pub fn relu_scale_shift(x: &[f32], scale: &[f32], shift: &[f32], layout: Layout)
     assert_eq!(x.len(), layout.len());
     assert_eq!(scale.len(), layout.channels);
     assert_eq!(shift.len(), layout.rows());
-    let mut y = vec![0f32; x.len()];
-    y.par_chunks_mut(layout.pixels)
-        .zip(x.par_chunks(layout.pixels))
-        .enumerate()
-        .for_each(|(row, (y, x))| {
-            let (a, b) = (scale[row % layout.channels], shift[row]);
-            for (y, &x) in y.iter_mut().zip(x) {
-                *y = x.max(0.0) * a + b;
-            }
-        });
-    y
+    let pixels = layout.pixels;
+    filled_in_parallel(x.len(), pixels, |row, y| {
+        let (a, b) = (scale[row % layout.channels], shift[row]);
+        for (y, &x) in y.iter_mut().zip(&x[row * pixels..][..pixels]) {
+            *y = x.max(0.0) * a + b;
+        }
+    })
 }
 
 /// What the forward pass kept for the backward one: per channel γ, μ and `s = 1/sqrt(σ² + ε)`.
@@ -177,18 +154,15 @@ impl Normalization {
                 ]
             })
             .collect();
-        let mut dx = vec![0f32; x.len()];
-        dx.par_chunks_mut(pixels)
-            .zip(x.par_chunks(pixels).zip(dy.par_chunks(pixels)))
-            .enumerate()
-            .for_each(|(row, (dx, (x, dy)))| {
-                let [a, b, c] = coefficients[row % layout.channels];
-                // Computed everywhere, then selected: a branch would keep it from vectorising.
-                for ((dx, &x), &dy) in dx.iter_mut().zip(x).zip(dy) {
-                    let value = a * dy + b + c * x;
-                    *dx = if x > 0.0 { value } else { 0.0 };
-                }
-            });
+        let dx = filled_in_parallel(x.len(), pixels, |row, dx| {
+            let [a, b, c] = coefficients[row % layout.channels];
+            let (x, dy) = (&x[row * pixels..][..pixels], &dy[row * pixels..][..pixels]);
+            // Computed everywhere, then selected: a branch would keep it from vectorising.
+            for ((dx, &x), &dy) in dx.iter_mut().zip(x).zip(dy) {
+                let value = a * dy + b + c * x;
+                *dx = if x > 0.0 { value } else { 0.0 };
+            }
+        });
         let gamma = channel_sums
             .iter()
             .zip(&self.inv_std)

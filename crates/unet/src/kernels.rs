@@ -210,4 +210,24 @@ mod tests {
         assert!(difference(conv2d(&conv, x.clone()), conv.forward(x.clone())) < 1e-12);
         assert!(difference(conv_transpose2d(&up, x.clone()), up.forward(x)) < 1e-12);
     }
+
+    #[test]
+    fn skip_connections_join_through_the_registered_kernel() {
+        // f32 (the kernel is called for f32 only), and a backend type no other test joins on.
+        type C = NdArray<f32, i32>;
+        let device = Default::default();
+        let a = Tensor::<C, 4>::random([2, 3, 4, 4], Distribution::Default, &device);
+        let b = Tensor::<C, 4>::random([2, 5, 4, 4], Distribution::Default, &device);
+        let cat = Tensor::cat(vec![a.clone(), b.clone()], 1);
+        let difference = |a: Tensor<C, 4>, b: Tensor<C, 4>| (a - b).abs().max().into_scalar();
+
+        let marked: ConcatChannelsFn<C> = |a, b| Tensor::cat(vec![a, b], 1) + 1.0;
+        register_concat_kernel(Some(marked));
+        assert_eq!(
+            difference(concat_channels(a.clone(), b.clone()), cat.clone() + 1.0),
+            0.0
+        );
+        register_concat_kernel::<C>(None);
+        assert_eq!(difference(concat_channels(a, b), cat), 0.0);
+    }
 }

@@ -1,9 +1,44 @@
-//! Helpers the flex kernels share for f32 buffers made of rows: new buffers written in parallel,
-//! and sums along a row that vectorise.
+//! Helpers the flex kernels share for f32 buffers made of rows: their layout as a batch of
+//! channels, new buffers written in parallel, and sums along rows that vectorise.
 
 use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
+
+/// How a batch of feature maps lies in a buffer: `batch` images of `channels` rows of `pixels`
+/// values (`[N, C, H·W]`, row-major).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    pub batch: usize,
+    pub channels: usize,
+    pub pixels: usize,
+}
+
+impl Layout {
+    /// The layout of a row-major `[N, C, H, W]` tensor.
+    pub fn of([batch, channels, height, width]: [usize; 4]) -> Self {
+        Self {
+            batch,
+            channels,
+            pixels: height * width,
+        }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.batch * self.channels
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows() * self.pixels
+    }
+
+    /// Σ f(v) over channel `c`'s values, its row in every image.
+    pub fn channel_sum(&self, values: &[f32], c: usize, f: impl Fn(f32) -> f32 + Copy) -> f64 {
+        let (channels, pixels) = (self.channels, self.pixels);
+        let rows = (0..self.batch).map(|n| &values[(n * channels + c) * pixels..][..pixels]);
+        rows.map(|row| row_sum(row, f)).sum()
+    }
+}
 
 /// A new buffer of `len` values, written in parallel: `fill(index, chunk)` for each
 /// `chunk_len`-long chunk (the last may be shorter), handed over zeroed.

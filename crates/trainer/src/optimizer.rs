@@ -161,18 +161,16 @@ impl<'a, M: AutodiffModule<B>, B: AutodiffBackend> ModuleMapper<B> for TakeParam
             .one_pass
             .filter(|_| value.dtype() == DType::F32 && grad.dtype() == DType::F32);
         let job: Job<'a, B> = Box::new(move || {
-            // The one-pass step reads the gradient in one pass itself.
-            let grad = match one_pass {
-                Some(_) => grad,
-                None => row_major(grad),
-            };
-            let grad = match clipping {
+            let clip = |grad| match clipping {
                 Some(clipping) => clipping.clip_gradient(grad),
                 None => grad,
             };
+            // The one-pass step reads the gradient in one pass itself: no row-major copy first.
             let (value, state) = match one_pass {
-                Some((step, constants)) => one_pass_step(step, &constants, lr, value, grad, state),
-                None => SimpleOptimizer::step(adam, lr, value, grad, state),
+                Some((step, constants)) => {
+                    one_pass_step(step, &constants, lr, value, clip(grad), state)
+                }
+                None => SimpleOptimizer::step(adam, lr, value, clip(row_major(grad)), state),
             };
             let shape = value.shape();
             Stepped {

@@ -29,18 +29,11 @@ pub(crate) fn relu_batch_norm_2d<B: Backend>(
     x: Tensor<B, 4>,
     shift: Option<Tensor<B, 2>>,
 ) -> Tensor<B, 4> {
-    let [n, c, h, w] = x.dims();
+    let [n, _, h, w] = x.dims();
     let device = x.device();
     // The kernels take f32 activations only.
     let kernels = norm_kernels::<B>().filter(|_| x.dtype() == DType::F32);
-    // β (or β − mean·scale) and the caller's shift as one [N, C] offset.
-    let offset = |per_channel: Tensor<B, 1>| {
-        let offset = per_channel.reshape([1, c]).repeat_dim(0, n);
-        match shift.clone() {
-            Some(shift) => offset + shift,
-            None => offset,
-        }
-    };
+    let offset = |per_channel: Tensor<B, 1>| row_offset(per_channel, shift.clone(), n);
     let modes = kernels.map(|kernels| (kernels.training, kernels.inference));
     match (B::ad_enabled(&device), modes) {
         (true, Some((Some(kernel), _))) => {
@@ -59,6 +52,21 @@ pub(crate) fn relu_batch_norm_2d<B: Backend>(
             kernel(x, scale, offset(bias))
         }
         _ => batch_norm_2d(norm, relu(x), shift),
+    }
+}
+
+/// β (or β − mean·scale) per channel `[C]` plus the caller's `shift` `[N, C]`: one `[N, C]` offset,
+/// so that the affine step and the shift are one pass over the activations.
+fn row_offset<B: Backend>(
+    per_channel: Tensor<B, 1>,
+    shift: Option<Tensor<B, 2>>,
+    batch: usize,
+) -> Tensor<B, 2> {
+    let [channels] = per_channel.dims();
+    let offset = per_channel.reshape([1, channels]).repeat_dim(0, batch);
+    match shift {
+        Some(shift) => offset + shift,
+        None => offset,
     }
 }
 
@@ -89,11 +97,7 @@ fn batch_norm_2d<B: Backend>(
     let per_channel = |v: Tensor<B, 1>| v.to_device(&device).reshape([1, c, 1]);
     // [1, C, 1] → [N, C, 1], contiguous: one scalar per row of x.
     let per_row = |v: Tensor<B, 3>| v.repeat_dim(0, n);
-    // β (or β − mean·scale) plus the caller's shift: one [N, C, 1] offset, one pass over x.
-    let offset = |per_channel_offset: Tensor<B, 3>| match shift {
-        Some(shift) => per_row(per_channel_offset) + shift.reshape([n, c, 1]),
-        None => per_row(per_channel_offset),
-    };
+    let offset = |per_channel: Tensor<B, 1>| row_offset(per_channel, shift, n).reshape([n, c, 1]);
 
     let y = if B::ad_enabled(&device) {
         let count = n * h * w;
@@ -108,10 +112,10 @@ fn batch_norm_2d<B: Backend>(
             count,
         );
         let scale = per_channel(norm.gamma.val()) / var.add_scalar(norm.epsilon).sqrt();
-        centered * per_row(scale) + offset(per_channel(norm.beta.val()))
+        centered * per_row(scale) + offset(norm.beta.val().to_device(&device))
     } else {
         let (scale, bias) = folded_affine(norm, &device);
-        x * per_row(per_channel(scale)) + offset(per_channel(bias))
+        x * per_row(per_channel(scale)) + offset(bias)
     };
     y.reshape([n, c, h, w])
 }

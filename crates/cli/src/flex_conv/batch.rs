@@ -12,7 +12,7 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::im2col::{Geometry, Patches};
-use crate::par_rows::{filled_in_parallel, row_sum};
+use crate::par_rows::{Layout, filled_in_parallel};
 
 /// A row-major matrix operand: the values, and the steps between rows and between columns.
 #[derive(Clone, Copy)]
@@ -193,14 +193,10 @@ fn add_channel_bias(image: &mut [f32], bias: &[f32], pixels: usize) {
     }
 }
 
-/// Per-channel sums of `t` `[N, C, pixels]` (a bias's gradient), a channel per rayon task.
-pub fn channel_sums(t: &[f32], channels: usize, pixels: usize) -> Vec<f32> {
-    let images = t.len() / (channels * pixels);
-    (0..channels)
+/// Per-channel sums of `t` laid out as `layout` (a bias's gradient), a channel per rayon task.
+pub fn channel_sums(t: &[f32], layout: Layout) -> Vec<f32> {
+    (0..layout.channels)
         .into_par_iter()
-        .map(|c| {
-            let rows = (0..images).map(|n| &t[(n * channels + c) * pixels..][..pixels]);
-            rows.map(|row| row_sum(row, |v| v)).sum::<f64>() as f32
-        })
+        .map(|c| layout.channel_sum(t, c, |v| v) as f32)
         .collect()
 }

@@ -35,6 +35,7 @@ use ddpm_unet::{ConcatChannelsFn, ConvKernels, register_concat_kernel, register_
 
 use self::im2col::Geometry;
 use crate::backend::Flex;
+use crate::par_rows::Layout;
 
 pub(crate) type FlexAutodiff = Autodiff<Flex>;
 
@@ -302,10 +303,11 @@ impl<const N: usize> Backward<Flex, N> for Step {
             grads.register::<Flex>(node.id, flex(grad, shape));
         }
         if let Some(node) = parents.next().flatten() {
-            let grad = match self.transposed {
-                false => batch::channel_sums(&dy, g.channels_out, g.out_pixels()),
-                true => batch::channel_sums(&dy, g.channels_in, g.in_plane()),
+            let shape = match self.transposed {
+                false => conv_out(g),
+                true => conv_in(g),
             };
+            let grad = batch::channel_sums(&dy, Layout::of(shape));
             let channels = grad.len();
             grads.register::<Flex>(node.id, flex(grad, [channels]));
         }

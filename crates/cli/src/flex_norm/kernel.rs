@@ -13,31 +13,7 @@
 
 use rayon::prelude::*;
 
-use crate::par_rows::{filled_in_parallel, pair_sum, row_sum};
-
-/// How the values are laid out: `batch` images of `channels` rows of `pixels` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Layout {
-    pub batch: usize,
-    pub channels: usize,
-    pub pixels: usize,
-}
-
-impl Layout {
-    fn rows(&self) -> usize {
-        self.batch * self.channels
-    }
-
-    fn len(&self) -> usize {
-        self.rows() * self.pixels
-    }
-
-    /// The rows of channel `c`, one per image.
-    fn channel_rows<'a>(&self, values: &'a [f32], c: usize) -> impl Iterator<Item = &'a [f32]> {
-        let (channels, pixels) = (self.channels, self.pixels);
-        (0..self.batch).map(move |n| &values[(n * channels + c) * pixels..][..pixels])
-    }
-}
+use crate::par_rows::{Layout, filled_in_parallel, pair_sum, row_sum};
 
 /// Per channel, the mean and the biased variance of `relu(x)` over the batch and the pixels
 /// (two passes: the variance sums squares of deviations, not of values).
@@ -47,11 +23,9 @@ fn relu_statistics(x: &[f32], layout: Layout) -> (Vec<f32>, Vec<f32>) {
     (0..layout.channels)
         .into_par_iter()
         .map(|c| {
-            let rows = || layout.channel_rows(x, c);
-            let mean = rows().map(|row| row_sum(row, |v| v.max(0.0))).sum::<f64>() / count;
-            let mean = mean as f32;
-            let squares = rows().map(|row| row_sum(row, |v| (v.max(0.0) - mean).powi(2)));
-            (mean, (squares.sum::<f64>() / count) as f32)
+            let mean = (layout.channel_sum(x, c, |v| v.max(0.0)) / count) as f32;
+            let squares = layout.channel_sum(x, c, |v| (v.max(0.0) - mean).powi(2));
+            (mean, (squares / count) as f32)
         })
         .unzip()
 }

@@ -17,9 +17,10 @@ use burn::tensor::{Tensor, TensorData, TensorPrimitive};
 use burn_flex::FlexTensor;
 use ddpm_unet::{NormKernels, NormalizedBatch, register_norm_kernels};
 
-use self::kernel::{Layout, Normalization};
+use self::kernel::Normalization;
 use crate::backend::Flex;
 use crate::flex_conv::{FlexAutodiff, flex, values};
+use crate::par_rows::Layout;
 
 /// Makes SimpleUnet's ReLU + BatchNorm pairs use these kernels on flex, or burn's ops again.
 pub fn register(enabled: bool) {
@@ -31,14 +32,6 @@ pub fn register(enabled: bool) {
         training: Some(relu_batch_norm),
         inference: None,
     }));
-}
-
-fn layout([batch, channels, height, width]: [usize; 4]) -> Layout {
-    Layout {
-        batch,
-        channels,
-        pixels: height * width,
-    }
 }
 
 /// Inference: `relu(x)·scale[c] + offset[n, c]`.
@@ -57,7 +50,7 @@ fn relu_scale_shift(
         &values(&x),
         &values(&scale),
         &values(&offset),
-        layout(shape),
+        Layout::of(shape),
     );
     Tensor::from_primitive(TensorPrimitive::Float(flex(y, shape)))
 }
@@ -70,7 +63,7 @@ fn relu_batch_norm(
     epsilon: f64,
 ) -> NormalizedBatch<FlexAutodiff> {
     let (shape, device) = (x.dims(), x.device());
-    let layout = layout(shape);
+    let layout = Layout::of(shape);
     let x = x.into_primitive().tensor();
     let gamma = gamma.into_primitive().tensor();
     let offset = offset.into_primitive().tensor();
@@ -82,7 +75,6 @@ fn relu_batch_norm(
     let step = NormStep {
         x: x.primitive.clone(),
         normalization,
-        layout,
         shape,
     };
     let parents = [x.node.clone(), gamma.node.clone(), offset.node.clone()];
@@ -105,7 +97,6 @@ fn relu_batch_norm(
 struct NormStep {
     x: FlexTensor,
     normalization: Normalization,
-    layout: Layout,
     shape: [usize; 4],
 }
 
@@ -114,13 +105,14 @@ impl Backward<Flex, 3> for NormStep {
 
     fn backward(self, ops: Ops<(), 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let dy = grads.consume::<Flex>(&ops.node);
+        let layout = Layout::of(self.shape);
         let gradients = self
             .normalization
-            .backward(&values(&self.x), &values(&dy), self.layout);
+            .backward(&values(&self.x), &values(&dy), layout);
         let [x_node, gamma_node, offset_node] = ops.parents;
         let Layout {
             batch, channels, ..
-        } = self.layout;
+        } = layout;
         if let Some(node) = x_node {
             grads.register::<Flex>(node.id, flex(gradients.x, self.shape));
         }

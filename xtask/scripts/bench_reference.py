@@ -1,14 +1,15 @@
 """PyTorch reference for `cargo xtask bench`: the same step as `ddpm bench`, timed the same way.
 
-  python xtask/scripts/bench_reference.py --case train|sample --preset seed|cpu-demo --batch 8
+  python xtask/scripts/bench_reference.py --case train|sample --preset seed|cpu-demo|ddpm-cifar10 --batch 8
       [--warmup 2] [--iters 5] [--threads 2] [--device cpu|cuda] [--dtype f32|bf16]
   python xtask/scripts/bench_reference.py --matmul-rate [--device cpu|cuda] [--dtype f32|bf16]
       [--threads 2]
 
-Prints one JSON line (images per second: the median over the timed steps). The model is the seed's
-SimpleUnet (its code, in simple_unet_fixture.py); the training step is the seed's: random t, the
-closed-form q(x_t | x_0), the preset's loss on the noise, backward, Adam, and the loss read back
-(as our trainer does each step). The sampling step is one eval-mode prediction and one DDPM step.
+Prints one JSON line (images per second: the median over the timed steps). The model is the
+preset's: the seed's SimpleUnet (its code, in simple_unet_fixture.py) or the DDPM paper's U-Net
+(ddpm_unet_fixture.py); the training step: random t, the closed-form q(x_t | x_0), the preset's loss
+on the noise, backward, gradient clipping where the preset clips, Adam, and the loss read back. The
+sampling step is one eval-mode prediction and one DDPM step.
 """
 
 import argparse
@@ -21,6 +22,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ddpm_unet_fixture import Unet  # noqa: E402
 from simple_unet_fixture import SimpleUnet  # noqa: E402
 
 # The presets' models, sizes, schedules and losses (crates/trainer/src/config.rs).
@@ -29,7 +31,16 @@ PRESETS = {
                  loss="l1", lr=1e-3),
     "cpu-demo": dict(channels=(16, 32, 64), image_channels=1, size=16, T=200, schedule="cosine",
                      loss="l2", lr=2e-3),
+    # Ho et al.'s CIFAR-10 model (ddpm_unet_fixture.py's Unet: 35.7M parameters, dropout 0.1).
+    "ddpm-cifar10": dict(paper=True, image_channels=3, size=32, T=1000, schedule="linear", loss="l2",
+                         lr=2e-4, clip=1.0),
 }
+
+
+def build(preset):
+    if preset.get("paper"):
+        return Unet(preset["image_channels"], preset["size"])
+    return SimpleUnet(preset["image_channels"], preset["channels"])
 
 
 def alphas_cumprod(preset):
@@ -96,10 +107,12 @@ def main():
     if a.case is None:
         p.error("--case is required")
     device = torch.device(a.device)
-    dtype = torch.float32 if a.dtype == "f32" else torch.bfloat16
+    # f32 on a GPU: TF32 tensor cores allowed, as burn-cuda's f32 products may use them.
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
     preset = PRESETS[a.preset]
     torch.manual_seed(0)
-    model = SimpleUnet(preset["image_channels"], preset["channels"]).to(device)
+    model = build(preset).to(device)
     params = sum(q.numel() for q in model.parameters())
     betas, abar = alphas_cumprod(preset)
     sqrt_abar = abar.sqrt().float().to(device)
@@ -124,6 +137,8 @@ def main():
             loss.item()
             optim.zero_grad(set_to_none=True)
             loss.backward()
+            if "clip" in preset:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), preset["clip"])
             optim.step()
     else:
         model.eval()

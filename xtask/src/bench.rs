@@ -10,15 +10,16 @@ use serde_json::{Value, json};
 
 /// Timed steps per repetition by default.
 const ITERS: usize = 5;
-/// The same for the cpu-demo model on flex and in PyTorch, whose steps take milliseconds: with
-/// 5, the same binary measured 1,435 and 1,724 img/s minutes apart; 40 agree within a few percent.
+/// The same for the cpu-demo model on flex and in PyTorch, whose steps take milliseconds: 5 of
+/// them are too short a sample on a shared machine to agree from one repetition to the next.
 const FAST_MODEL_ITERS: usize = 40;
 
 /// Arguments of `cargo xtask bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Cases as case:preset:batch (default: train and sample of the seed's SimpleUnet at batch 8
-    /// and of the cpu-demo model at batch 64; with --cuda the seed's at 512 too).
+    /// Cases as case:preset:batch (default: train and sample of the seed's SimpleUnet and of the
+    /// paper's U-Net (ddpm-cifar10) at batch 8, and of the cpu-demo model at batch 64; with
+    /// --cuda the seed's at 64 and 512 and the paper's at 128).
     #[arg(long, value_delimiter = ',')]
     cases: Vec<String>,
     /// Our backends to measure (default: flex and ndarray on the CPU; cuda with --cuda).
@@ -27,7 +28,8 @@ pub struct BenchArgs {
     /// Measure on the GPU: burn-cuda against PyTorch eager on CUDA.
     #[arg(long)]
     cuda: bool,
-    /// Number formats (default: f32; with --cuda f32 and bf16). bf16 is CUDA-only.
+    /// Precisions (default: f32; with --cuda f32 and bf16, our mixed precision against PyTorch's
+    /// autocast).
     #[arg(long, value_delimiter = ',')]
     dtypes: Vec<String>,
     /// Number of alternating repetitions of each case.
@@ -72,6 +74,8 @@ pub fn run(args: &BenchArgs, root: &Path) -> Result<()> {
             "sample:seed:64",
             "train:seed:512",
             "sample:seed:512",
+            "train:ddpm-cifar10:128",
+            "sample:ddpm-cifar10:128",
         ]
     } else {
         &[
@@ -79,6 +83,8 @@ pub fn run(args: &BenchArgs, root: &Path) -> Result<()> {
             "sample:seed:8",
             "train:cpu-demo:64",
             "sample:cpu-demo:64",
+            "train:ddpm-cifar10:8",
+            "sample:ddpm-cifar10:8",
         ]
     };
     let cases: Vec<String> = if args.cases.is_empty() {
@@ -149,7 +155,7 @@ pub fn run(args: &BenchArgs, root: &Path) -> Result<()> {
                         "bench", "--case", kind, "--preset", preset, "--batch", batch,
                     ])
                     .args(["--iters", &iters(backend), "--backend", backend])
-                    .args(["--dtype", dtype])
+                    .args(["--precision", dtype])
                     .env("RAYON_NUM_THREADS", threads.to_string());
                 match run_json(&mut command).and_then(|r| images_per_second(&r)) {
                     Ok(rate) => ours[i].push(rate),
@@ -213,7 +219,7 @@ pub fn run(args: &BenchArgs, root: &Path) -> Result<()> {
 /// burn-ndarray needs about 90 s for one training step of the seed's model at batch 8 here: by
 /// default it runs the small model's cases only.
 fn skip(backend: &str, preset: &str, args: &BenchArgs) -> bool {
-    backend == "ndarray" && preset == "seed" && args.cases.is_empty()
+    backend == "ndarray" && preset != "cpu-demo" && args.cases.is_empty()
 }
 
 fn parse_case(case: &str) -> Result<[&str; 3]> {

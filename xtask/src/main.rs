@@ -65,6 +65,7 @@ const FIXTURE_SCRIPTS: &[&str] = &[
     "sampler_fixture.py",
     "simple_unet_fixture.py",
     "ddpm_unet_fixture.py",
+    "fid_fixture.py",
 ];
 
 fn fixtures() -> Result<()> {

@@ -5,8 +5,15 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-/// Packages the fixture and benchmark scripts import.
-const PACKAGES: &[&str] = &["torch", "diffusers", "numpy"];
+/// Packages the fixture and benchmark scripts import: (PyPI name, module name).
+const PACKAGES: &[(&str, &str)] = &[
+    ("torch", "torch"),
+    ("diffusers", "diffusers"),
+    ("numpy", "numpy"),
+    ("pytorch-fid", "pytorch_fid"),
+    ("scipy", "scipy"),
+    ("mpmath", "mpmath"),
+];
 
 /// The venv's python at `<root>/.venv`, created and filled from PyPI if it lacks the packages.
 pub fn venv(root: &Path) -> Result<PathBuf> {
@@ -17,7 +24,9 @@ pub fn venv(root: &Path) -> Result<PathBuf> {
         run(Command::new("python3").args(["-m", "venv"]).arg(&dir))
             .context("python3 -m venv failed: is Python 3 with the venv module installed?")?;
     }
-    let imports = format!("import {}", PACKAGES.join(", "));
+    let modules: Vec<&str> = PACKAGES.iter().map(|&(_, module)| module).collect();
+    let names: Vec<&str> = PACKAGES.iter().map(|&(name, _)| name).collect();
+    let imports = format!("import {}", modules.join(", "));
     let has_packages = Command::new(&python)
         .args(["-c", &imports])
         .output()
@@ -25,12 +34,12 @@ pub fn venv(root: &Path) -> Result<PathBuf> {
     if !has_packages {
         eprintln!(
             "installing {} into {} (large: torch)",
-            PACKAGES.join(", "),
+            names.join(", "),
             dir.display()
         );
         run(Command::new(&python)
             .args(["-m", "pip", "install", "--quiet"])
-            .args(PACKAGES))
+            .args(&names))
         .context("pip could not install the reference packages (is PyPI reachable?)")?;
     }
     Ok(python)

@@ -548,3 +548,50 @@ fn google_drive_confirmation_page_is_followed() {
         text(&run)
     );
 }
+
+/// The FID Inception weights: the published file's name carries the first digits of its
+/// SHA-256 (torch hub's check). The shared copy is the same network in other bytes, so it fails
+/// that check, and passes with its own checksum given.
+#[test]
+fn inception_weights_are_checked_against_the_digits_in_their_name() {
+    const FILE: &str = "pt_inception-2015-12-05-6726825d.pth";
+    let weights = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/weights/pt_inception-2015-12-05.pth"),
+    )
+    .unwrap();
+    let sha256 = hex::encode(Sha256::digest(&weights));
+    assert!(!sha256.starts_with("6726825d"));
+    let files = HashMap::from([(
+        FILE.to_string(),
+        (weights.clone(), "application/octet-stream"),
+    )]);
+    let server = Server::start(files);
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().to_str().unwrap();
+    let fetch = |extra: &[&str]| {
+        let mut args = vec![
+            "fetch-data",
+            "inception",
+            "--mirror",
+            &server.base,
+            "--data-dir",
+            dir,
+        ];
+        args.extend_from_slice(extra);
+        xtask(&args)
+    };
+    let refused = fetch(&[]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("checksum mismatch") && text(&refused).contains("6726825d"),
+        "{}",
+        text(&refused)
+    );
+    assert!(!data.path().join("inception").exists());
+
+    let pinned = fetch(&["--sha256", &sha256]);
+    assert!(pinned.status.success(), "{}", text(&pinned));
+    let fetched = std::fs::read(data.path().join("inception").join(FILE)).unwrap();
+    assert!(fetched == weights, "the weights arrive byte for byte");
+}

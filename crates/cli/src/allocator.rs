@@ -2,10 +2,9 @@
 //!
 //! A CPU training step allocates and frees hundreds of megabytes of tensors (activations, im2col
 //! buffers, gradients). glibc's malloc hands blocks above 32 MiB straight back to the kernel and
-//! trims its heap as it goes, so every step page-faults the same memory in again: 2.3 million
-//! page faults and a fifth of the wall time in a seed-size step on burn-flex. mimalloc with purging
-//! switched off keeps freed memory for the next step (about 1,300 page faults per run); resident
-//! memory stays at the peak of a step, which training reaches every step anyway.
+//! trims its heap as it goes, so every step page-faults the same memory in again. mimalloc with
+//! purging switched off keeps freed memory for the next step; resident memory stays at the peak
+//! of a step, which training reaches every step anyway.
 
 use libmimalloc_sys::{mi_option_set, mi_option_t};
 

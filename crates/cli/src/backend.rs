@@ -2,7 +2,13 @@
 //! between them (CUDA when a device is usable, else the fastest CPU backend).
 
 use anyhow::bail;
+use burn::backend::Autodiff;
+use burn::tensor::backend::Backend;
+use clap::builder::BoolishValueParser;
 use clap::{Args, ValueEnum};
+use ddpm_flex::FlexKernels;
+use ddpm_ops::{Ops, TrainingOps};
+use serde::Serialize;
 
 /// A backend choice on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -23,7 +29,7 @@ impl std::fmt::Display for BackendChoice {
     }
 }
 
-/// `--backend` and `--device`, shared by the commands that compute.
+/// `--backend`, `--device` and the kernel switches, shared by the commands that compute.
 #[derive(Debug, Args)]
 pub struct BackendArgs {
     /// Backend (default: cuda when a CUDA device is usable, else flex).
@@ -32,52 +38,115 @@ pub struct BackendArgs {
     /// The GPU to use with the cuda backend.
     #[arg(long, default_value_t = 0)]
     device: usize,
-    /// SimpleUnet's narrow deep layers as batch-wide matrix products (default: on for the CPU
-    /// backends, whose convolutions go one image at a time; off for cuda).
-    #[arg(long)]
-    batch_gathering: Option<Toggle>,
-    /// The models' convolutions (and SimpleUnet's skip concatenations) on flex by this project's
-    /// batch-parallel kernels, with their own backward pass (default: on; off: burn-flex's
-    /// operations). Only flex has them.
-    #[arg(long)]
-    own_conv: Option<Toggle>,
-    /// SimpleUnet's ReLU + BatchNorm pairs on flex by this project's one-pass kernels (default:
-    /// on; off: burn's operations). Only flex has them.
-    #[arg(long)]
-    own_norm: Option<Toggle>,
-    /// Adam's step on flex in one parallel pass per parameter, the same values as burn's `Adam`
-    /// to the bit (default: on; off: burn's operations). Only flex has it.
-    #[arg(long)]
-    own_adam: Option<Toggle>,
-}
-
-/// On or off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Toggle {
-    On,
-    Off,
+    /// Narrow deep layers as batch-wide products (default: on for the CPU backends, off for cuda).
+    #[arg(long, value_parser = BoolishValueParser::new())]
+    batch_gathering: Option<bool>,
+    /// Convolutions and skip concatenations by ddpm-flex's kernels (flex; default on).
+    #[arg(long, value_parser = BoolishValueParser::new())]
+    own_conv: Option<bool>,
+    /// ReLU + BatchNorm by ddpm-flex's one-pass kernels (flex; default on).
+    #[arg(long, value_parser = BoolishValueParser::new())]
+    own_norm: Option<bool>,
+    /// Adam's step by ddpm-flex's one-pass kernel, burn's values to the bit (flex; default on).
+    #[arg(long, value_parser = BoolishValueParser::new())]
+    own_adam: Option<bool>,
 }
 
 impl BackendArgs {
-    /// The backend to run on (see [`select`]), with SimpleUnet's batch gathering and (on flex)
-    /// convolution, norm and Adam kernels set for it.
+    /// The backend to run on: the one asked for (checking that CUDA is usable), or with none
+    /// asked for, CUDA when a device is usable and flex otherwise. Prints the choice on stderr.
     pub fn select(&self) -> anyhow::Result<Selected> {
-        let selected = select(self.backend, self.device)?;
-        let gathering = self
-            .batch_gathering
-            .map_or(selected.on_cpu(), |toggle| toggle == Toggle::On);
-        ddpm_unet::set_batch_gathering(gathering);
-        let own_conv = self.own_conv != Some(Toggle::Off);
+        select(self.backend, self.device)
+    }
+
+    /// The kernels the tables of `selected` use, as asked, else the backend's defaults.
+    pub fn kernels(&self, selected: Selected) -> Kernels {
         let flex = selected.choice == BackendChoice::Flex;
-        crate::flex_conv::register(flex && own_conv);
-        crate::flex_norm::register(flex && self.own_norm != Some(Toggle::Off));
-        crate::flex_adam::register(flex && self.own_adam != Some(Toggle::Off));
-        Ok(selected)
+        let own = |asked: Option<bool>| flex && asked != Some(false);
+        Kernels {
+            batch_gathering: self.batch_gathering.unwrap_or(selected.on_cpu()),
+            own_conv: own(self.own_conv),
+            own_norm: own(self.own_norm),
+            own_adam: own(self.own_adam),
+        }
+    }
+}
+
+/// Which kernels a backend's tables use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Kernels {
+    /// Narrow deep layers as batch-wide matrix products.
+    pub batch_gathering: bool,
+    /// ddpm-flex's convolutions and skip concatenations (flex only).
+    pub own_conv: bool,
+    /// ddpm-flex's ReLU + BatchNorm (flex only).
+    pub own_norm: bool,
+    /// ddpm-flex's one-pass Adam step (flex only).
+    pub own_adam: bool,
+}
+
+/// The operation tables of a backend the binary runs on.
+pub trait Tables: Backend {
+    /// For sampling.
+    fn inference(kernels: &Kernels) -> Ops<Self>;
+    /// For training on burn's autodiff decorator over it.
+    fn training(kernels: &Kernels) -> TrainingOps<Autodiff<Self>>;
+}
+
+impl Tables for Flex {
+    fn inference(kernels: &Kernels) -> Ops<Self> {
+        flex_kernels(kernels).inference()
+    }
+
+    fn training(kernels: &Kernels) -> TrainingOps<Autodiff<Self>> {
+        flex_kernels(kernels).training()
+    }
+}
+
+fn flex_kernels(kernels: &Kernels) -> FlexKernels {
+    FlexKernels {
+        conv: kernels.own_conv,
+        norm: kernels.own_norm,
+        adam: kernels.own_adam,
+        gathering: kernels.batch_gathering,
+    }
+}
+
+impl Tables for Ndarray {
+    fn inference(kernels: &Kernels) -> Ops<Self> {
+        ddpm_flex::cpu_ops(kernels.batch_gathering)
+    }
+
+    fn training(kernels: &Kernels) -> TrainingOps<Autodiff<Self>> {
+        ddpm_flex::cpu_training_ops(kernels.batch_gathering)
+    }
+}
+
+#[cfg(feature = "cuda")]
+impl Tables for Cuda {
+    fn inference(kernels: &Kernels) -> Ops<Self> {
+        gpu_ops(kernels)
+    }
+
+    fn training(kernels: &Kernels) -> TrainingOps<Autodiff<Self>> {
+        TrainingOps {
+            training: gpu_ops(kernels),
+            inner: gpu_ops(kernels),
+        }
+    }
+}
+
+/// burn's operations (cubecl's kernels), gathered only when asked.
+#[cfg(feature = "cuda")]
+fn gpu_ops<B: Backend>(kernels: &Kernels) -> Ops<B> {
+    match kernels.batch_gathering {
+        true => ddpm_flex::with_gathering(ddpm_cuda::ops()),
+        false => ddpm_cuda::ops(),
     }
 }
 
 /// burn-flex.
-pub type Flex = burn_flex::Flex<f32>;
+pub type Flex = ddpm_flex::Flex;
 /// burn-ndarray.
 pub type Ndarray = burn_ndarray::NdArray<f32>;
 /// burn-cuda (with kernel fusion and autotuning).
@@ -109,8 +178,7 @@ impl std::fmt::Display for Selected {
     }
 }
 
-/// Picks the backend: the one asked for (checking that CUDA is usable), or with none asked for,
-/// CUDA when a device is usable and flex otherwise. Prints the choice on stderr.
+/// See [`BackendArgs::select`].
 fn select(requested: Option<BackendChoice>, device: usize) -> anyhow::Result<Selected> {
     let choice = match requested {
         Some(BackendChoice::Cuda) => {
@@ -132,67 +200,30 @@ fn select(requested: Option<BackendChoice>, device: usize) -> anyhow::Result<Sel
     eprintln!("backend: {selected}");
     if choice == BackendChoice::Cuda {
         eprintln!(
-            "note: a first run on a GPU compiles and tunes its kernels, which can take minutes; \
-             the tuning is cached for later runs"
+            "note: the first run of each model shape on a GPU compiles and tunes its kernels, \
+             which can take minutes; later runs read them from the cache"
         );
     }
     Ok(selected)
 }
 
-/// Whether GPU `index` can run a kernel. burn-cuda loads the driver at run time and panics when
-/// it is missing, so the probe catches that panic (silencing the default hook's report).
+/// Whether GPU `index` can run a kernel, with cubecl's caches in the user cache folder first
+/// (cubecl fixes its configuration at the first GPU work).
 #[cfg(feature = "cuda")]
 fn probe_cuda(index: usize) -> Result<(), String> {
-    use burn::tensor::Tensor;
-
-    // Without a driver library burn-cuda panics on a worker thread; look for it first.
-    let driver_found = ["libcuda.so.1", "libcuda.so", "nvcuda.dll"]
-        .iter()
-        // SAFETY: loading the CUDA driver runs only its own initialisers, as burn-cuda would.
-        .any(|name| unsafe { libloading::Library::new(name) }.is_ok());
-    if !driver_found {
-        return Err("no CUDA driver on this machine (libcuda could not be loaded)".into());
+    let root = ddpm_cuda::cache_dir();
+    let caches = ddpm_cuda::configure_caches(&root);
+    ddpm_cuda::probe(index)?;
+    match caches {
+        Ok(_) => eprintln!("GPU kernel caches: {}", root.display()),
+        Err(reason) => eprintln!("warning: {reason}"),
     }
-    let previous_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let result = std::panic::catch_unwind(|| {
-        let device = burn_cuda::CudaDevice::new(index);
-        let ones = Tensor::<Cuda, 1>::ones([4], &device);
-        ones.sum().into_scalar()
-    });
-    std::panic::set_hook(previous_hook);
-    match result {
-        Ok(4.0) => Ok(()),
-        Ok(sum) => Err(format!(
-            "a test kernel on GPU {index} returned {sum}, not 4"
-        )),
-        Err(payload) => {
-            let message = payload
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| payload.downcast_ref::<&str>().copied())
-                .unwrap_or("unknown error");
-            Err(format!(
-                "GPU {index} failed a test kernel ({})",
-                first_sentence(message)
-            ))
-        }
-    }
+    Ok(())
 }
 
 #[cfg(not(feature = "cuda"))]
 fn probe_cuda(_index: usize) -> Result<(), String> {
     Err("this ddpm was built without the `cuda` feature".into())
-}
-
-/// Driver errors can run to many lines (library search paths); the first line says enough.
-#[cfg(feature = "cuda")]
-fn first_sentence(message: &str) -> String {
-    let line = message.lines().next().unwrap_or(message).trim();
-    match line.find(" - ") {
-        Some(cut) => line[..cut].to_string(),
-        None => line.to_string(),
-    }
 }
 
 /// Runs `$body` with `$B` bound to the selected backend type and `$device` to its device.

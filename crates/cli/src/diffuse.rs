@@ -3,18 +3,13 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
-use burn_ndarray::NdArray;
+use burn::tensor::backend::Backend;
 use clap::Args;
-use ddpm_dataset::picture::{
-    Channels, image_to_tensor, open_image, save_png, square_crop, tensor_to_images, tile,
-};
+use ddpm_dataset::picture::{open_image, save_png, square_crop};
 use ddpm_schedule::{BetaSchedule, NoiseScheduleConfig, snapshot_timesteps};
+use ddpm_trainer::{noised_frames, strip};
 
-type Cpu = NdArray<f32>;
-
-/// White pixels between frames of the strip.
-const GAP: u32 = 2;
+use crate::backend::Ndarray as Cpu;
 
 /// Arguments of `ddpm diffuse`.
 #[derive(Debug, Args)]
@@ -65,16 +60,9 @@ pub fn run(args: &DiffuseArgs) -> anyhow::Result<()> {
     let device = Default::default();
     Cpu::seed(&device, args.seed);
     let timesteps = snapshot_timesteps(schedule.num_timesteps(), args.steps);
-    let frames = timesteps.len();
-    let x0 = image_to_tensor::<Cpu>(&image, Channels::Rgb, &device)
-        .unsqueeze::<4>()
-        .repeat_dim(0, frames);
-    let t_values: Vec<i64> = timesteps.iter().map(|&t| t as i64).collect();
-    let t = Tensor::<Cpu, 1, Int>::from_data(TensorData::new(t_values, [frames]), &device);
-    let (x_t, _noise) = schedule.forward_process::<Cpu>(&device).q_sample(x0, t);
-
-    let strip = tile(&tensor_to_images(x_t)?, frames, GAP);
-    save_png(&strip, &args.out)?;
+    let frames = noised_frames::<Cpu>(&image, &schedule, &timesteps, &device)?;
+    save_png(&strip(&frames), &args.out)?;
+    let frames = frames.len();
     println!(
         "wrote {} ({frames} frames of {size}x{size} at t = {timesteps:?}, {schedule} schedule, T = {t_max})",
         args.out.display(),

@@ -4,10 +4,7 @@ mod allocator;
 mod backend;
 mod bench;
 mod diffuse;
-mod flex_adam;
-mod flex_conv;
-mod flex_norm;
-mod par_rows;
+mod eval;
 mod sample;
 mod train;
 mod weights;
@@ -36,6 +33,10 @@ enum Command {
     Import(weights::ImportArgs),
     /// Export a checkpoint's weights for PyTorch (safetensors).
     Export(weights::ExportArgs),
+    /// FID and KID of a checkpoint's samples (or of a folder of images) against a reference.
+    Eval(eval::EvalArgs),
+    /// Cache the FID statistics of a folder of images, for `ddpm eval --ref`.
+    Stats(eval::StatsArgs),
     /// Picture the forward process: one image, noised further and further, as a PNG strip.
     Diffuse(diffuse::DiffuseArgs),
     /// Time one training or sampling step (one JSON line; `cargo xtask bench` compares PyTorch).
@@ -61,6 +62,8 @@ fn main() -> ExitCode {
         Command::Info(args) => weights::info(args),
         Command::Import(args) => weights::import(args),
         Command::Export(args) => weights::export(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Stats(args) => eval::stats(args),
         Command::Diffuse(args) => diffuse::run(args),
         Command::Bench(args) => bench::run(args),
     };
@@ -76,7 +79,7 @@ fn main() -> ExitCode {
 /// Runs `command` on a thread of rayon's global pool (the CPU backends' and our kernels'), not
 /// beside it: each parallel operation a worker starts is a push onto its own queue, where one
 /// started from outside the pool is injected and waited for through the kernel (futex sleep and
-/// wake-up, ~18% of a cpu-demo training step's CPU time on flex). The pool has
+/// wake-up, a large share of a small model's step on flex). The pool has
 /// `RAYON_NUM_THREADS` threads, else one per core, with the main thread's 8 MiB stacks.
 fn on_worker_thread(command: impl FnOnce() -> anyhow::Result<()> + Send) -> anyhow::Result<()> {
     // Fails only if the pool already exists, and then it is the one to run on anyway.

@@ -2,16 +2,18 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
-use burn::tensor::backend::Backend;
+use anyhow::bail;
 use clap::{Args, ValueEnum};
-use ddpm_dataset::picture::{save_png, tensor_to_images, tile};
-use ddpm_schedule::{DdimConfig, DdpmConfig, Sampler, TimestepSpacing, VarianceKind};
-use ddpm_trainer::{load_model, resolve_checkpoint};
-use ddpm_unet::NoisePredictor;
+use ddpm_dataset::picture::save_png;
+use ddpm_schedule::{DdimConfig, DdpmConfig, SamplerConfig, TimestepSpacing, VarianceKind};
+use ddpm_trainer::{Pipeline, grid, load_model, resolve_checkpoint, strip};
+use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::backend::BackendArgs;
+use crate::backend::{BackendArgs, Tables};
 use crate::with_backend;
+
+/// The grid written to `--out` shows at most this many images.
+const GRID_AT_MOST: usize = 256;
 
 /// Arguments of `ddpm sample`.
 #[derive(Debug, Args)]
@@ -25,27 +27,36 @@ pub struct SampleArgs {
     /// A checkpoint folder, or a run folder (its latest checkpoint).
     #[arg(long)]
     checkpoint: PathBuf,
-    /// Number of images, sampled as one batch.
+    /// Number of images.
     #[arg(short = 'n', long, default_value_t = 64)]
     count: usize,
+    /// Images sampled at once (memory grows with it).
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
     /// Seed of the noise.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Where to write the grid (or the strip).
+    /// Where to write the grid (of the first 256 images at most), or the strip.
     #[arg(long, default_value = "samples.png")]
     out: PathBuf,
-    /// Also write each image as its own PNG into this folder.
+    /// Also write each image as its own PNG into this folder, batch by batch as they come.
     #[arg(long)]
     out_dir: Option<PathBuf>,
-    /// Use the EMA weights when the checkpoint has them (default).
-    #[arg(long, overrides_with = "no_ema")]
-    ema: bool,
     /// Use the raw weights even when EMA weights exist.
     #[arg(long)]
     no_ema: bool,
     /// Write the reverse process of the first image instead: ~10 snapshots from noise to image.
     #[arg(long)]
     strip: bool,
+    #[command(flatten)]
+    sampler: SamplerArgs,
+    #[command(flatten)]
+    backend: BackendArgs,
+}
+
+/// The reverse process's settings, shared by the commands that sample.
+#[derive(Debug, Args)]
+pub struct SamplerArgs {
     /// ddpm: all T ancestral steps (the seed); ddim: --steps deterministic steps (--eta 0).
     #[arg(long, value_enum, default_value_t = SamplerKind::Ddpm)]
     sampler: SamplerKind,
@@ -59,15 +70,46 @@ pub struct SampleArgs {
     /// names).
     #[arg(long, default_value = "leading")]
     spacing: TimestepSpacing,
-    /// DDPM reverse-step variance: the posterior's ("small", the seed) or beta ("large", Ho et al.).
-    #[arg(long, default_value = "small", value_parser = ["small", "large"])]
-    variance: String,
+    /// DDPM reverse-step variance: the posterior's (small, the seed's) or beta (large, Ho et al.).
+    #[arg(long, default_value = "small")]
+    variance: VarianceKind,
     /// Do not clip the predicted clean image to [-1, 1] at each step (DDIM, when clipping, also
     /// recomputes the noise estimate from the clipped image).
     #[arg(long)]
     no_clip: bool,
-    #[command(flatten)]
-    backend: BackendArgs,
+}
+
+impl SamplerArgs {
+    /// Refuses DDIM settings without `--sampler ddim`.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.sampler == SamplerKind::Ddpm && (self.steps.is_some() || self.eta != 0.0) {
+            bail!(
+                "--steps and --eta are DDIM settings; add --sampler ddim (DDPM runs all T steps)"
+            );
+        }
+        Ok(())
+    }
+
+    /// The sampler's settings for a schedule of `timesteps` steps.
+    pub fn config(&self, timesteps: usize) -> SamplerConfig {
+        match self.sampler {
+            SamplerKind::Ddpm => SamplerConfig::Ddpm(
+                DdpmConfig::new()
+                    .with_variance(self.variance)
+                    .with_clip_sample(!self.no_clip),
+            ),
+            SamplerKind::Ddim => SamplerConfig::Ddim(
+                DdimConfig::new()
+                    .with_num_inference_steps(self.steps.unwrap_or_else(|| 50.min(timesteps)))
+                    .with_eta(self.eta)
+                    .with_timestep_spacing(self.spacing)
+                    .with_clip_sample(!self.no_clip)
+                    // With diffusers' default (ε left unclipped) an undertrained model's DDIM
+                    // samples came out blotchy, some saturated; ε from the clipped x0 fixes it.
+                    .with_use_clipped_model_output(true),
+            ),
+        }
+    }
 }
 
 /// The reverse process to run.
@@ -79,60 +121,31 @@ pub enum SamplerKind {
     Ddim,
 }
 
-/// Samples a batch and writes the pictures.
+/// Samples the images and writes the pictures.
 pub fn run(args: &SampleArgs) -> anyhow::Result<()> {
-    if args.count == 0 {
-        bail!("-n must be at least 1");
+    if args.count == 0 || args.batch == 0 {
+        bail!("-n and --batch must be at least 1");
     }
-    if args.sampler == SamplerKind::Ddpm && (args.steps.is_some() || args.eta != 0.0) {
-        bail!("--steps and --eta are DDIM settings; add --sampler ddim (DDPM runs all T steps)");
-    }
+    args.sampler.check()?;
     // A wrong path or file is reported before any device is probed.
     ddpm_trainer::read_state(&resolve_checkpoint(&args.checkpoint)?)?;
     let selected = args.backend.select()?;
-    with_backend!(selected, B, device => sample::<B>(args, &device))
+    let kernels = args.backend.kernels(selected);
+    with_backend!(selected, B, device => sample::<B>(args, &B::inference(&kernels), &device))
 }
 
-fn sample<B: Backend>(args: &SampleArgs, device: &B::Device) -> anyhow::Result<()> {
+fn sample<B: Tables>(
+    args: &SampleArgs,
+    ops: &ddpm_ops::Ops<B>,
+    device: &B::Device,
+) -> anyhow::Result<()> {
     let loaded = load_model::<B>(&args.checkpoint, !args.no_ema, device)?;
     let config = &loaded.state.config;
     let schedule = config.schedule.init()?;
-    let sampler: Box<dyn Sampler<B>> = match args.sampler {
-        SamplerKind::Ddpm => {
-            let variance = if args.variance == "large" {
-                VarianceKind::FixedLarge
-            } else {
-                VarianceKind::FixedSmall
-            };
-            let ddpm = DdpmConfig::new()
-                .with_variance(variance)
-                .with_clip_sample(!args.no_clip);
-            Box::new(ddpm.init(&schedule, config.prediction))
-        }
-        SamplerKind::Ddim => {
-            let steps = args
-                .steps
-                .unwrap_or_else(|| 50.min(schedule.num_timesteps()));
-            let ddim = DdimConfig::new()
-                .with_num_inference_steps(steps)
-                .with_eta(args.eta)
-                .with_timestep_spacing(args.spacing)
-                .with_clip_sample(!args.no_clip)
-                // With diffusers' default (ε left unclipped) an undertrained model's DDIM samples
-                // came out blotchy, some saturated; recomputing ε from the clipped x0 fixed it.
-                .with_use_clipped_model_output(true);
-            Box::new(ddim.init(&schedule, config.prediction)?)
-        }
-    };
+    let sampler_config = args.sampler.config(schedule.num_timesteps());
+    let sampler = sampler_config.init::<B>(&schedule, config.prediction)?;
     B::seed(device, args.seed);
     let count = if args.strip { 1 } else { args.count };
-    let shape = [
-        count,
-        loaded.model.image_channels(),
-        config.image_size,
-        config.image_size,
-    ];
-    let snapshots = if args.strip { 10 } else { 1 };
     eprintln!(
         "sampling {count} image(s) of {size}x{size} with {steps} {kind} steps from {} ({} weights, step {})",
         loaded.checkpoint.display(),
@@ -140,35 +153,47 @@ fn sample<B: Backend>(args: &SampleArgs, device: &B::Device) -> anyhow::Result<(
         loaded.state.step,
         size = config.image_size,
         steps = sampler.timesteps().len(),
-        kind = match args.sampler {
-            SamplerKind::Ddpm => "DDPM",
-            SamplerKind::Ddim => "DDIM",
-        },
+        kind = sampler_config.name(),
     );
-    let model = |x, t| loaded.model.predict(x, t);
-    let mut states = ddpm_schedule::sample(&*sampler, model, shape, snapshots, device);
+    let pipeline = Pipeline {
+        model: &loaded.model,
+        ops,
+        sampler: &*sampler,
+        image_size: config.image_size,
+    };
     if args.strip {
-        let frames: Vec<_> = states
-            .into_iter()
-            .map(|state| tensor_to_images(state).map(|mut images| images.remove(0)))
-            .collect::<Result<_, _>>()?;
-        save_png(&tile(&frames, frames.len(), 2), &args.out)?;
+        let frames = pipeline.reverse_pass(10, device)?;
+        save_png(&strip(&frames), &args.out)?;
+        let count = frames.len();
         println!(
-            "wrote {} ({} snapshots from noise to image)",
-            args.out.display(),
-            frames.len()
+            "wrote {} ({count} snapshots from noise to image)",
+            args.out.display()
         );
         return Ok(());
     }
-    let images = tensor_to_images(states.pop().expect("the final state"))?;
-    let columns = (images.len() as f64).sqrt().ceil() as usize;
-    save_png(&tile(&images, columns, 2), &args.out)?;
-    if let Some(dir) = &args.out_dir {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        for (i, image) in images.iter().enumerate() {
-            save_png(&image.to_rgb8(), &dir.join(format!("{i:04}.png")))?;
-        }
+    let bar = progress(count as u64, "sampled");
+    let dir = args.out_dir.as_deref();
+    let shown = pipeline.write_pictures(count, args.batch, dir, GRID_AT_MOST, device, |done| {
+        bar.set_position(done as u64)
+    })?;
+    bar.finish_and_clear();
+    save_png(&grid(&shown), &args.out)?;
+    match dir {
+        Some(dir) => println!(
+            "wrote {count} images to {} and a grid of {} to {}",
+            dir.display(),
+            shown.len(),
+            args.out.display()
+        ),
+        None => println!("wrote {} ({} images)", args.out.display(), shown.len()),
     }
-    println!("wrote {} ({} images)", args.out.display(), images.len());
     Ok(())
+}
+
+/// A bar over images on a terminal; nothing elsewhere.
+pub fn progress(total: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    let template = format!("{{bar:30}} {{pos}}/{{len}} images {what}, eta {{eta}}");
+    bar.set_style(ProgressStyle::with_template(&template).expect("valid template"));
+    bar
 }

@@ -1,14 +1,16 @@
 //! `ddpm train`: runs the trainer.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
 use anyhow::{Context, bail};
 use burn::backend::Autodiff;
 use clap::Args;
-use ddpm_trainer::{Preset, TrainConfig, TrainOptions, resolve_checkpoint, train};
+use ddpm_dataset::DataSource;
+use ddpm_ops::Precision;
+use ddpm_trainer::{Preset, TrainConfig, TrainOptions, Trainer, resolve_checkpoint};
 
-use crate::backend::BackendArgs;
+use crate::backend::{BackendArgs, Tables};
 use crate::with_backend;
 
 /// Arguments of `ddpm train`.
@@ -48,6 +50,9 @@ pub struct TrainArgs {
     /// Images per step (default: the recipe's).
     #[arg(long)]
     batch_size: Option<usize>,
+    /// f32, or bf16: convolutions and attention in bf16, the rest in f32 (default: the recipe's).
+    #[arg(long)]
+    precision: Option<Precision>,
     /// Run name: checkpoints, samples and metrics go to <checkpoint-dir>/<run>/ (default: the
     /// preset's name).
     #[arg(long)]
@@ -68,12 +73,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         }
         None => {
             let config = match &args.config {
-                Some(path) => {
-                    let text = std::fs::read_to_string(path)
-                        .with_context(|| format!("cannot read {}", path.display()))?;
-                    serde_json::from_str::<TrainConfig>(&text)
-                        .with_context(|| format!("{} is not a training recipe", path.display()))?
-                }
+                Some(path) => TrainConfig::load(path)?,
                 None => TrainConfig::preset(args.preset),
             };
             let name = args.run.clone().unwrap_or_else(|| args.preset.to_string());
@@ -100,12 +100,18 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     if let Some(batch_size) = args.batch_size {
         config.batch_size = batch_size;
     }
+    if let Some(precision) = args.precision {
+        config.precision = precision;
+    }
 
+    let data = match &config.data {
+        Some(path) => DataSource::detect(path),
+        None => DataSource::detect(&bundled_digits()?),
+    };
     let selected = args.backend.select()?;
+    let kernels = args.backend.kernels(selected);
     let options = TrainOptions {
-        resume: args.resume.clone(),
         strict_data: args.strict,
-        threaded_optimizer: selected.on_cpu(),
         ..TrainOptions::new(&run_dir)
     };
     let stop = options.stop.clone();
@@ -118,26 +124,27 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     .context("cannot install the Ctrl-C handler")?;
 
     let report = with_backend!(selected, B, device => {
-        train::<Autodiff<B>>(&config, &options, &device)
+        let ops = B::training(&kernels);
+        let trainer = match &args.resume {
+            Some(checkpoint) => Trainer::<Autodiff<B>>::resume(&config, ops, checkpoint, &device)?,
+            None => Trainer::<Autodiff<B>>::new(&config, ops, &device)?,
+        };
+        trainer.run(&data, &options)
     })?;
-    let checkpoint = report
-        .last_checkpoint
-        .as_ref()
-        .map_or_else(|| "none".into(), |p| p.display().to_string());
-    if report.interrupted {
-        println!(
-            "interrupted at step {} (loss {:.4}); checkpoint {checkpoint}\nresume with: ddpm train --resume {}",
-            report.steps,
-            report.loss,
-            run_dir.display()
-        );
-    } else {
-        println!(
-            "trained {} steps (loss {:.4}); checkpoint {checkpoint}; samples in {}",
-            report.steps,
-            report.loss,
-            run_dir.join("samples").display()
-        );
-    }
+    println!("{report}");
     Ok(())
+}
+
+/// The MNIST test digits the repository ships in `data/mnist-t10k/`: below the working folder
+/// (a run from the checkout), else where this binary's source checkout had them.
+fn bundled_digits() -> anyhow::Result<PathBuf> {
+    let in_checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist-t10k");
+    let candidates = [PathBuf::from("data/mnist-t10k"), in_checkout];
+    candidates
+        .into_iter()
+        .find(|dir| dir.join("t10k-images-idx3-ubyte.gz").is_file())
+        .context(
+            "the recipe names no training data and the bundled digits (data/mnist-t10k/) are not \
+             here; pass --data FOLDER",
+        )
 }

@@ -2,11 +2,9 @@
 
 use std::path::PathBuf;
 
-use anyhow::bail;
 use burn_store::ModuleSnapshot;
-use clap::{Args, ValueEnum};
-use ddpm_trainer::{Preset, TrainConfig, load_model, save_model_checkpoint};
-use ddpm_unet::{Denoiser, DenoiserConfig, SimpleUnetConfig, trainable_params};
+use clap::Args;
+use ddpm_trainer::{import_seed_checkpoint, load_model};
 
 use crate::backend::Ndarray;
 
@@ -19,55 +17,10 @@ pub struct InfoArgs {
 
 /// Prints what a checkpoint holds.
 pub fn info(args: &InfoArgs) -> anyhow::Result<()> {
-    let loaded = load_model::<Ndarray>(&args.checkpoint, false, &Default::default())?;
-    let state = &loaded.state;
-    let config = &state.config;
-    let architecture = match &config.model {
-        DenoiserConfig::SimpleUnet(c) => format!(
-            "SimpleUnet, channels {:?}, time embedding {}",
-            c.channels, c.time_embedding_dim
-        ),
-        DenoiserConfig::DdpmUnet(c) => format!(
-            "DdpmUnet, base {} x {:?}, {} res blocks, attention at {:?}",
-            c.base_channels, c.channel_multipliers, c.num_res_blocks, c.attention_resolutions
-        ),
-    };
-    println!("checkpoint   {}", loaded.checkpoint.display());
-    println!("step         {} (epoch {})", state.step, state.epoch);
-    println!(
-        "loss         {}",
-        state
-            .loss
-            .map_or("- (imported weights)".into(), |l| format!(
-                "{l:.5} (smoothed)"
-            ))
+    print!(
+        "{}",
+        load_model::<Ndarray>(&args.checkpoint, false, &Default::default())?
     );
-    println!("model        {architecture}");
-    println!("parameters   {}", trainable_params(&loaded.model));
-    println!(
-        "images       {0}x{0}, {1} channel(s)",
-        config.image_size,
-        config.model.image_channels()
-    );
-    println!(
-        "schedule     {} betas, T = {}, predicting {:?}, {:?} loss",
-        config.schedule.beta_schedule,
-        config.schedule.num_timesteps,
-        config.prediction,
-        config.loss
-    );
-    match config.ema {
-        Some(ema) => println!(
-            "EMA          yes (decay {}){}",
-            ema.decay,
-            if loaded.checkpoint.join("ema.mpk").is_file() {
-                ""
-            } else {
-                ", weights missing"
-            }
-        ),
-        None => println!("EMA          no"),
-    }
     Ok(())
 }
 
@@ -90,41 +43,18 @@ pub struct ImportArgs {
 
 /// Imports the seed's weights as a checkpoint with the seed's recipe.
 pub fn import(args: &ImportArgs) -> anyhow::Result<()> {
-    if args.out.join("run.json").exists() {
-        bail!(
-            "{} already holds a run; choose another --out",
-            args.out.display()
-        );
-    }
-    let model_config = SimpleUnetConfig::from_seed_checkpoint(&args.pth)?;
-    let model = model_config
-        .init::<Ndarray>(&Default::default())?
-        .load_seed_checkpoint(&args.pth)?;
-    let config = TrainConfig {
-        model: DenoiserConfig::SimpleUnet(model_config.clone()),
-        image_size: args.image_size,
-        ..TrainConfig::preset(Preset::Seed)
-    };
-    config.validate()?;
-    let params = trainable_params(&model);
-    let checkpoint = save_model_checkpoint(&args.out, config, &Denoiser::SimpleUnet(model))?;
+    let device = Default::default();
+    let imported =
+        import_seed_checkpoint::<Ndarray>(&args.pth, &args.out, args.image_size, &device)?;
     println!(
-        "imported {} (SimpleUnet, channels {:?}, {params} parameters) into {}",
+        "imported {} ({imported}) into {}",
         args.pth.display(),
-        model_config.channels,
-        checkpoint.display()
+        imported.checkpoint.display()
     );
     Ok(())
 }
 
-/// Weight file formats `ddpm export` writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ExportFormat {
-    /// safetensors, in the reference PyTorch module's key layout.
-    Safetensors,
-}
-
-/// Arguments of `ddpm export`.
+/// Arguments of `ddpm export` (safetensors, in the reference PyTorch module's key layout).
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// A checkpoint folder, or a run folder (its latest checkpoint).
@@ -132,9 +62,6 @@ pub struct ExportArgs {
     /// Output file.
     #[arg(long)]
     out: PathBuf,
-    /// Format.
-    #[arg(long, value_enum, default_value_t = ExportFormat::Safetensors)]
-    format: ExportFormat,
     /// Export the raw weights even when EMA weights exist.
     #[arg(long)]
     no_ema: bool,
@@ -143,12 +70,7 @@ pub struct ExportArgs {
 /// Writes a checkpoint's weights for the Python ecosystem.
 pub fn export(args: &ExportArgs) -> anyhow::Result<()> {
     let loaded = load_model::<Ndarray>(&args.checkpoint, !args.no_ema, &Default::default())?;
-    match args.format {
-        ExportFormat::Safetensors => match &loaded.model {
-            Denoiser::SimpleUnet(model) => model.save_safetensors(&args.out)?,
-            Denoiser::DdpmUnet(model) => model.save_safetensors(&args.out)?,
-        },
-    }
+    loaded.model.save_safetensors(&args.out)?;
     let tensors = loaded.model.collect(None, None, false).len();
     println!(
         "wrote {} ({tensors} tensors, {} weights)",

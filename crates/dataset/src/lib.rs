@@ -3,8 +3,7 @@
 //! - Datasets: [`DataSource`] picks between [`load_image_folder`], which reads a folder of images
 //!   recursively (the seed's `./data/train/`), and [`load_mnist`], which reads MNIST's IDX files;
 //!   both decode each file once into an [`ImageStore`] of `u8` pixels, resized (short side) and
-//!   centre-cropped to the model's size. [`DataSource::bundled`] is the small MNIST subset that
-//!   ships in `data/mnist-t10k/`.
+//!   centre-cropped to the model's size. [`DataSource::detect`] tells them apart.
 //! - Batches: [`epoch_batches`] draws an epoch's shuffled batches through Burn's data loader
 //!   ([`ImageBatcher`] makes `[N, C, H, W]` tensors), with `drop_last` and mid-epoch resume.
 //! - Pictures: [`picture`] turns files into tensors and tensors into PNG grids and strips.

@@ -35,16 +35,6 @@ impl DataSource {
         Self::Folder(path.to_path_buf())
     }
 
-    /// The small real dataset that ships in the repository: MNIST's 10,000 test digits in
-    /// `data/mnist-t10k/`.
-    pub fn bundled() -> Self {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist-t10k");
-        Self::Mnist {
-            dir: dir.canonicalize().unwrap_or(dir),
-            split: MnistSplit::Test,
-        }
-    }
-
     /// Decodes every image once into a store; for folders, also the report of what was skipped.
     pub fn load(
         &self,

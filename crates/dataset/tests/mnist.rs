@@ -105,9 +105,11 @@ fn broken_idx_files_are_named_errors() {
     );
 }
 
+/// The digits the repository ships in `data/mnist-t10k/` (the default of `ddpm train`).
 #[test]
-fn the_bundled_dataset_loads_with_no_flags() {
-    let source = ddpm_dataset::DataSource::bundled();
+fn the_bundled_digits_are_detected_and_load() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist-t10k");
+    let source = ddpm_dataset::DataSource::detect(&dir);
     assert!(
         matches!(
             &source,

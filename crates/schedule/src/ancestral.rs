@@ -19,6 +19,21 @@ pub enum VarianceKind {
     FixedLarge,
 }
 
+impl std::str::FromStr for VarianceKind {
+    type Err = String;
+
+    /// `small` (the posterior's, the seed's) or `large` (β_t, Ho et al.'s).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "small" => Ok(Self::FixedSmall),
+            "large" => Ok(Self::FixedLarge),
+            other => Err(format!(
+                "unknown variance '{other}' (expected small or large)"
+            )),
+        }
+    }
+}
+
 /// Settings of the DDPM ancestral sampler. Defaults: the seed's posterior variance, with the
 /// predicted x0 clipped to [-1, 1] (diffusers' `clip_sample`, on by default there too).
 #[derive(Config, Debug, PartialEq)]

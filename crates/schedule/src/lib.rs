@@ -35,6 +35,7 @@ mod error;
 mod forward;
 mod prediction;
 mod sampler;
+mod sampler_config;
 mod tables;
 
 pub use ancestral::{DdpmConfig, DdpmSampler, VarianceKind};
@@ -44,4 +45,5 @@ pub use error::ScheduleError;
 pub use forward::ForwardProcess;
 pub use prediction::PredictionTarget;
 pub use sampler::{Sampler, sample, sample_from};
+pub use sampler_config::SamplerConfig;
 pub use tables::{NoiseSchedule, snapshot_timesteps};

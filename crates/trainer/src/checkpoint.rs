@@ -97,7 +97,8 @@ pub(crate) struct Save<'a> {
     pub run_dir: &'a Path,
     pub state: CheckpointState,
     pub keep_last: usize,
-    /// Fails after the files are written and before the rename (for the atomicity test).
+    /// Stops after the files are written and before the rename, leaving the staging folder as a
+    /// killed process would (for the tests of crash recovery).
     pub crash_before_rename: bool,
 }
 
@@ -124,7 +125,8 @@ impl Save<'_> {
                 .map_err(|e| checkpoint_error(&target, e))?;
         }
         if self.crash_before_rename {
-            // Simulated crash: the staging folder is dropped (deleted) like a dead process's.
+            // A killed process leaves its staging folder behind.
+            let _ = staging.keep();
             return Err(checkpoint_error(
                 &target,
                 "injected failure before the rename",
@@ -160,6 +162,27 @@ impl Save<'_> {
         index.write(self.run_dir)?;
         Ok(target)
     }
+}
+
+/// Removes the staging folders (`.step-N.*`) that a crash left half written in `run_dir`, and
+/// returns their names: a checkpoint is staged under such a name and renamed only when complete,
+/// so no such folder is ever needed again.
+pub fn remove_staging_leftovers(run_dir: &Path) -> Result<Vec<String>, TrainError> {
+    let Ok(entries) = std::fs::read_dir(run_dir) else {
+        return Ok(Vec::new());
+    };
+    let mut removed = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| checkpoint_error(run_dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(".step-") && entry.path().is_dir() {
+            std::fs::remove_dir_all(entry.path())
+                .map_err(|e| checkpoint_error(&entry.path(), e))?;
+            removed.push(name);
+        }
+    }
+    removed.sort();
+    Ok(removed)
 }
 
 /// Finds the checkpoint folder `path` names: a checkpoint folder itself, or a run folder (its

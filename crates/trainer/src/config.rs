@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use ddpm_ops::Precision;
 use ddpm_schedule::{BetaSchedule, NoiseScheduleConfig, PredictionTarget};
 use ddpm_unet::{DdpmUnetConfig, DenoiserConfig, SimpleUnetConfig};
 use serde::{Deserialize, Serialize};
@@ -62,7 +63,8 @@ pub struct TrainConfig {
     pub optimizer: OptimizerConfig,
     /// EMA of the weights (None: off).
     pub ema: Option<EmaConfig>,
-    /// Training images: a folder of images or of MNIST IDX files (None: the bundled MNIST digits).
+    /// Training images: a folder of images or of MNIST IDX files (None: the caller's default;
+    /// the `ddpm` binary's is the MNIST digits the repository ships in `data/mnist-t10k/`).
     pub data: Option<PathBuf>,
     /// Side of the square training images.
     pub image_size: usize,
@@ -84,6 +86,30 @@ pub struct TrainConfig {
     pub keep_last: usize,
     /// Write a log line and a metrics record every this many steps.
     pub log_every: u64,
+    /// The number format of the convolutions and attention: f32, or bf16 with everything else in
+    /// f32 (mixed precision). Recipes written before it default to f32.
+    #[serde(default)]
+    pub precision: Precision,
+    /// FID measured during training, if set. Recipes written before it default to none.
+    #[serde(default)]
+    pub fid: Option<FidConfig>,
+}
+
+/// FID measured every `every` steps on `samples` samples (EMA weights when kept) against cached
+/// reference statistics, logged to `metrics.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FidConfig {
+    /// Steps between measurements.
+    pub every: u64,
+    /// Samples per measurement (FID is biased upward below 2,048; compare equal counts).
+    pub samples: usize,
+    /// DDIM steps per sample (sampling all T DDPM steps makes each measurement T/steps times
+    /// slower).
+    pub ddim_steps: usize,
+    /// Reference statistics written by `ddpm stats`.
+    pub reference: PathBuf,
+    /// pytorch-fid's FID Inception weights.
+    pub inception: PathBuf,
 }
 
 /// The named recipes.
@@ -162,6 +188,8 @@ impl TrainConfig {
                 checkpoint_every: 1_000,
                 keep_last: 3,
                 log_every: 10,
+                precision: Precision::F32,
+                fid: None,
             },
             Preset::DdpmCifar10 => Self {
                 schedule: NoiseScheduleConfig::new().with_num_timesteps(1000),
@@ -189,6 +217,8 @@ impl TrainConfig {
                 checkpoint_every: 10_000,
                 keep_last: 3,
                 log_every: 100,
+                precision: Precision::F32,
+                fid: None,
             },
             Preset::CpuDemo => Self {
                 schedule: NoiseScheduleConfig::new()
@@ -224,8 +254,19 @@ impl TrainConfig {
                 checkpoint_every: 200,
                 keep_last: 2,
                 log_every: 10,
+                precision: Precision::F32,
+                fid: None,
             },
         }
+    }
+
+    /// Reads a recipe written as JSON (the `config` of any checkpoint's `state.json`).
+    pub fn load(path: &std::path::Path) -> Result<Self, TrainError> {
+        let shown = path.display();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| TrainError::Config(format!("cannot read {shown}: {e}")))?;
+        serde_json::from_str(&text)
+            .map_err(|e| TrainError::Config(format!("{shown} is not a training recipe: {e}")))
     }
 
     /// Checks what the architecture and the loop need, before anything is loaded.
@@ -257,6 +298,11 @@ impl TrainConfig {
             && !is_positive(delta)
         {
             return fail(format!("huber delta must be positive, got {delta}"));
+        }
+        if let Some(fid) = &self.fid
+            && (fid.every == 0 || fid.samples < 2 || fid.ddim_steps == 0)
+        {
+            return fail("fid needs every, ddim_steps >= 1 and samples >= 2".into());
         }
         if !matches!(self.model.image_channels(), 1 | 3) {
             return fail("the model must have 1 or 3 image channels".into());

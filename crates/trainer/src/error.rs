@@ -39,6 +39,12 @@ pub enum TrainError {
         /// That part of the checkpoint's config, as JSON.
         saved: String,
     },
+    /// FID could not be measured.
+    #[error(transparent)]
+    Eval(#[from] ddpm_eval::EvalError),
+    /// The device failed to run the work.
+    #[error("the device failed: {0}")]
+    Device(String),
     /// Writing a sample grid or the metrics failed.
     #[error("cannot write {}: {reason}", path.display())]
     Output {

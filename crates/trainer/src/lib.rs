@@ -1,18 +1,21 @@
-//! DDPM training, generic over `B: AutodiffBackend` (burn-cuda on a GPU, burn-ndarray on CPU).
+//! DDPM training, generic over `B: AutodiffBackend`.
 //!
 //! A [`TrainConfig`] holds the whole recipe (presets: [`Preset::Seed`], [`Preset::DdpmCifar10`],
-//! [`Preset::CpuDemo`]) and is saved in every checkpoint. [`train`] runs it: batches from
-//! `ddpm-dataset`, the forward process of `ddpm-schedule`, a noise predictor of `ddpm-unet`,
-//! burn's Adam ([`ThreadedAdam`]: on several threads on the CPU, or by a one-pass step a binary
-//! registers for its backend, [`register_adam_step`]) with warm-up and gradient clipping, an EMA
-//! copy of the weights, sample grids from the ancestral sampler, JSONL metrics, and atomic
-//! checkpoints that resume exactly: every random draw of step `k` comes from
-//! `(seed, k)`, and each epoch's data order from `(seed, epoch)`.
+//! [`Preset::CpuDemo`]) and is saved in every checkpoint. A [`Trainer`] holds a run's state: the
+//! noise predictor of `ddpm-unet`, burn's Adam ([`ThreadedAdam`]) with warm-up and gradient
+//! clipping, an EMA copy of the weights, and the step count. [`Trainer::step`] is one optimiser
+//! step on a batch (the forward process of `ddpm-schedule`, the loss, the gradients, Adam, the
+//! EMA); [`Trainer::run`] is the loop over a dataset of `ddpm-dataset`, with JSONL metrics,
+//! sample grids and atomic checkpoints that resume exactly: every random draw of step `k` comes
+//! from `(seed, k)`, and each epoch's data order from `(seed, epoch)`.
+//!
+//! The trainer computes through the tables of `ddpm-ops` ([`ddpm_ops::TrainingOps`]): burn's
+//! operations, or a kernel crate's for the backend. The [`Pipeline`] turns a model and a sampler
+//! into pictures, for the training grids and for `ddpm sample` alike.
 //!
 //! Reproducibility assumes one run per process: Burn's CPU backends keep one random generator
 //! for the whole process, so two runs on parallel threads would draw from each other's stream.
 
-mod adam_step;
 mod checkpoint;
 mod config;
 mod ema;
@@ -20,16 +23,30 @@ mod error;
 mod inference;
 mod loss;
 mod optimizer;
+mod pipeline;
+mod plot;
 mod progress;
-mod train;
+mod quality;
+mod run;
+mod throughput;
+mod trainer;
 
-pub use adam_step::{AdamConstants, AdamStepFn, adam_step, register_adam_step};
-pub use checkpoint::{CheckpointState, RunIndex, checkpoint_name, read_state, resolve_checkpoint};
-pub use config::{EmaConfig, LossKind, OptimizerConfig, Preset, TrainConfig};
+pub use checkpoint::{
+    CheckpointState, RunIndex, checkpoint_name, read_state, remove_staging_leftovers,
+    resolve_checkpoint,
+};
+pub use config::{EmaConfig, FidConfig, LossKind, OptimizerConfig, Preset, TrainConfig};
 pub use ema::{ema_decay, update_ema};
 pub use error::TrainError;
-pub use inference::{LoadedModel, load_model, save_model_checkpoint};
+pub use inference::{
+    Imported, LoadedModel, import_seed_checkpoint, load_model, save_model_checkpoint,
+};
 pub use loss::loss;
 pub use optimizer::{AdamRecord, ThreadedAdam};
+pub use pipeline::{GAP, Pipeline, grid, noised_frames, strip};
+pub use plot::{LossPoint, loss_curve};
 pub use progress::MetricsRecord;
-pub use train::{Fault, TrainOptions, TrainReport, batch_loss, optimizer, train};
+pub use quality::{SampledFrom, checkpoint_stats, sample_stats};
+pub use run::{TrainOptions, TrainReport};
+pub use throughput::{StepTimes, Timing, time_sampling, time_training};
+pub use trainer::Trainer;

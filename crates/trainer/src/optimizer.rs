@@ -1,4 +1,5 @@
-//! burn's Adam, with the parameters stepped concurrently.
+//! burn's Adam, stepping the parameters as the backend's table says: concurrently, or by a
+//! one-pass kernel.
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
@@ -13,19 +14,18 @@ use burn::optim::{
 };
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{DType, Shape, Tensor};
+use ddpm_ops::{AdamConstants, AdamOps, AdamStepFn};
 use rayon::prelude::*;
-
-use crate::adam_step::{AdamConstants, AdamStepFn, adam_step};
 
 /// Adam's state of every parameter: burn's record for `OptimizerAdaptor<Adam, M, B>`, so
 /// checkpoints written by either optimiser load in the other.
 pub type AdamRecord<M, B> = <OptimizerAdaptor<Adam, M, B> as Optimizer<M, B>>::Record;
 
-/// burn's Adam ([`AdamConfig::init`]), stepping the parameters concurrently on rayon's pool.
+/// burn's Adam ([`AdamConfig::init`]), stepping the parameters concurrently on rayon's pool where
+/// the backend's table asks for it.
 ///
 /// Why: burn's optimiser adaptor steps one parameter after another, and on a CPU backend most
-/// of Adam's dozen elementwise passes then run on one thread: for the seed's 62M parameters on
-/// burn-flex that was a fifth of a training step, with the gradient copy below. Parameters
+/// of Adam's dozen elementwise passes then run on one thread. Parameters
 /// are independent, so stepping them concurrently changes no value: each goes through burn's own
 /// `Adam::step` (the same operations in the same order) and per-parameter gradient clipping, and
 /// the state is burn's record ([`AdamRecord`]).
@@ -34,32 +34,31 @@ pub type AdamRecord<M, B> = <OptimizerAdaptor<Adam, M, B> as Optimizer<M, B>>::R
 /// concurrent pass: burn computes a convolution's weight gradient as a transposed view, which
 /// CPU backends would otherwise walk element by element in every one of Adam's operations.
 ///
-/// `threaded: false` steps them one after another, as burn does: for GPU backends, where each
-/// step only queues kernels.
-///
-/// Where the binary registered a one-pass step for the backend
-/// ([`register_adam_step`](crate::register_adam_step)), f32 parameters take it instead of burn's
+/// How the parameters are stepped comes from the inner backend's table ([`AdamOps`]): one after
+/// another, as burn does (for GPU backends, where each step only queues kernels), unless
+/// `concurrent`; and where the table has a one-pass step, f32 parameters take it instead of burn's
 /// operations (the same values to the bit), and their gradients skip the copy above: the step
-/// reads each once anyway (seed training on flex 4–5% faster without the copy).
+/// reads each once anyway.
 pub struct ThreadedAdam<M: AutodiffModule<B>, B: AutodiffBackend> {
     adam: Adam,
     constants: Option<AdamConstants>,
     clipping: Option<GradientClipping>,
     records: AdamRecord<M, B>,
-    threaded: bool,
+    ops: AdamOps<B::InnerBackend>,
     module: PhantomData<M>,
 }
 
 impl<M: AutodiffModule<B>, B: AutodiffBackend> ThreadedAdam<M, B> {
-    /// The Adam of `config` (betas, epsilon, weight decay, gradient clipping).
-    pub fn new(config: &AdamConfig, threaded: bool) -> Self {
+    /// The Adam of `config` (betas, epsilon, weight decay, gradient clipping), stepping the
+    /// parameters as `ops` says.
+    pub fn new(config: &AdamConfig, ops: AdamOps<B::InnerBackend>) -> Self {
         let adaptor = config.init::<B, M>();
         Self {
             adam: adaptor.optim().clone(),
             constants: AdamConstants::of(config),
             clipping: adaptor.grad_clipping().cloned(),
             records: Default::default(),
-            threaded,
+            ops,
             module: PhantomData,
         }
     }
@@ -69,14 +68,14 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend> ThreadedAdam<M, B> {
             grads: &mut grads,
             records: &mut self.records,
             adam: &self.adam,
-            one_pass: adam_step::<B::InnerBackend>().zip(self.constants),
+            one_pass: self.ops.step.zip(self.constants),
             clipping: self.clipping.as_ref(),
             lr,
             jobs: Vec::new(),
         };
         let module = module.map(&mut take);
         let jobs = take.jobs;
-        let stepped: Vec<Stepped<B>> = if self.threaded {
+        let stepped: Vec<Stepped<B>> = if self.ops.concurrent {
             jobs.into_par_iter().map(|job| job()).collect()
         } else {
             jobs.into_iter().map(|job| job()).collect()
@@ -95,7 +94,7 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend> Clone for ThreadedAdam<M, B> {
             constants: self.constants,
             clipping: self.clipping.clone(),
             records: self.records.clone(),
-            threaded: self.threaded,
+            ops: self.ops,
             module: PhantomData,
         }
     }
@@ -250,7 +249,7 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend> ModuleMapper<B> for PutParams<'_,
 /// one element at a time through an index iterator. It negates a view that does not begin at the
 /// start of its buffer one contiguous run (here kh·kw values) at a time instead. So the first row
 /// and the rest are negated apart, joined, and negated back in place: exact (a sign flip), and
-/// 1.6x faster than the reshape for a 1024x1024x3x3 gradient. Gradients that are contiguous
+/// faster than the reshape. Gradients that are contiguous
 /// already (a SimpleUnet layer computed as a matrix product) are copied too: burn has no
 /// backend-generic way to ask.
 fn row_major<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Tensor<B, D> {
@@ -356,16 +355,28 @@ mod tests {
         config.init()
     }
 
+    /// burn's operations, the parameters stepped concurrently.
+    fn concurrent() -> AdamOps<NdArray<f32>> {
+        AdamOps {
+            step: None,
+            concurrent: true,
+        }
+    }
+
     #[test]
     fn steps_exactly_as_burns_adam_does() {
         let config = AdamConfig::new().with_weight_decay(Some(WeightDecayConfig::new(1e-3)));
         let start = Net::new();
         let expected = train(start.clone(), &mut burns(&config), 0..3).values();
-        for threaded in [true, false] {
-            let mut ours = ThreadedAdam::new(&config, threaded);
+        for concurrent in [true, false] {
+            let ops = AdamOps {
+                step: None,
+                concurrent,
+            };
+            let mut ours = ThreadedAdam::new(&config, ops);
             let values = train(start.clone(), &mut ours, 0..3).values();
             assert_eq!(values.len(), 5);
-            assert_eq!(values, expected, "threaded: {threaded}");
+            assert_eq!(values, expected, "concurrent: {concurrent}");
         }
     }
 
@@ -375,7 +386,7 @@ mod tests {
         let config = AdamConfig::new().with_grad_clipping(Some(GradientClippingConfig::Norm(1e-3)));
         let start = Net::new();
         let expected = train(start.clone(), &mut burns(&config), 0..3).values();
-        let values = train(start, &mut ThreadedAdam::new(&config, true), 0..3).values();
+        let values = train(start, &mut ThreadedAdam::new(&config, concurrent()), 0..3).values();
         assert_eq!(values.len(), 5);
         for (ours, burns) in values.iter().zip(&expected) {
             for (a, b) in ours.iter().zip(burns) {
@@ -392,7 +403,7 @@ mod tests {
 
         let mut first = burns(&config);
         let net = train(start, &mut first, 0..1);
-        let mut ours = ThreadedAdam::new(&config, true).load_record(first.to_record());
+        let mut ours = ThreadedAdam::new(&config, concurrent()).load_record(first.to_record());
         let net = train(net, &mut ours, 1..2);
         let mut last = burns(&config).load_record(ours.to_record());
         assert_eq!(train(net, &mut last, 2..3).values(), expected);

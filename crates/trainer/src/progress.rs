@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
+use ddpm_eval::Comparison;
+
 use crate::TrainError;
 
 /// One line of `metrics.jsonl`.
@@ -130,6 +132,22 @@ impl Reporter {
         self.window_start = Instant::now();
         self.window_images = 0;
         self.window_steps = 0;
+        Ok(())
+    }
+
+    /// Appends a FID measurement to the metrics (`{"step", "fid", "kid", "fid_samples"}`).
+    pub fn record_fid(&mut self, step: u64, comparison: &Comparison) -> Result<(), TrainError> {
+        let record = serde_json::json!({
+            "step": step,
+            "fid": comparison.fid,
+            "kid": comparison.kid.map(|kid| kid.mean),
+            "fid_samples": comparison.count,
+        });
+        writeln!(self.metrics, "{record}").map_err(|e| TrainError::Output {
+            path: self.metrics_path.clone(),
+            reason: e.to_string(),
+        })?;
+        self.println(&format!("step {step}: {comparison}"));
         Ok(())
     }
 

@@ -7,13 +7,64 @@ use burn::module::Module;
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use burn_ndarray::NdArray;
 use burn_store::ModuleSnapshot;
+use ddpm_dataset::DataSource;
+use ddpm_ops::{AdamOps, Ops, TrainingOps};
 use ddpm_schedule::NoiseScheduleConfig;
 use ddpm_trainer::{
-    Fault, LossKind, OptimizerConfig, RunIndex, TrainConfig, TrainError, TrainOptions, train,
+    LossKind, OptimizerConfig, RunIndex, TrainConfig, TrainError, TrainOptions, TrainReport,
+    Trainer,
 };
 use ddpm_unet::{Denoiser, DenoiserConfig, SimpleUnetConfig};
 
 type B = Autodiff<NdArray<f32>>;
+
+/// Trains `config` from scratch on its data with burn's operations.
+fn train(config: &TrainConfig, options: &TrainOptions) -> Result<TrainReport, TrainError> {
+    train_with(config, options, TrainingOps::burn())
+}
+
+fn train_with(
+    config: &TrainConfig,
+    options: &TrainOptions,
+    ops: TrainingOps<B>,
+) -> Result<TrainReport, TrainError> {
+    let data = DataSource::detect(
+        config
+            .data
+            .as_ref()
+            .expect("the test recipes name their data"),
+    );
+    Trainer::<B>::new(config, ops, &Default::default())?.run(&data, options)
+}
+
+/// Continues the run in `options.run_dir` to `config.steps`.
+fn resume(
+    config: &TrainConfig,
+    options: &TrainOptions,
+    ops: TrainingOps<B>,
+) -> Result<TrainReport, TrainError> {
+    let data = DataSource::detect(
+        config
+            .data
+            .as_ref()
+            .expect("the test recipes name their data"),
+    );
+    let device = Default::default();
+    Trainer::<B>::resume(config, ops, &options.run_dir, &device)?.run(&data, options)
+}
+
+/// burn's operations, Adam stepping the parameters concurrently.
+fn concurrent() -> TrainingOps<B> {
+    let mut inner = Ops::burn();
+    inner.adam = AdamOps {
+        step: None,
+        concurrent: true,
+    };
+    TrainingOps {
+        training: Ops::burn(),
+        inner,
+    }
+}
 
 /// burn-ndarray's random generator is global to the process, and the test harness runs tests on
 /// parallel threads: runs that must be reproducible take turns.
@@ -120,7 +171,7 @@ fn loss_falls_on_real_mnist_digits() {
     let mut config = tiny_config(data.path(), 120);
     config.random_flip = false;
     config.sample_every = 120;
-    let report = train::<B>(&config, &options(run.path()), &Default::default()).unwrap();
+    let report = train(&config, &options(run.path())).unwrap();
     assert_eq!((report.steps, report.interrupted), (120, false));
     let losses: Vec<f64> = metrics(run.path())
         .iter()
@@ -153,24 +204,15 @@ fn resume_is_bit_exact() {
     // and the resumed half step Adam's parameters on several threads, the first half on one: the
     // result may not depend on it.
     let data = mnist_subset(80);
-    let device = Default::default();
     let (straight, split) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let config = tiny_config(data.path(), 8);
-    let threaded = |run: &Path| TrainOptions {
-        threaded_optimizer: true,
-        ..options(run)
-    };
-    train::<B>(&config, &threaded(straight.path()), &device).unwrap();
+    train_with(&config, &options(straight.path()), concurrent()).unwrap();
     let half = TrainConfig {
         steps: 4,
         ..config.clone()
     };
-    train::<B>(&half, &options(split.path()), &device).unwrap();
-    let resumed = TrainOptions {
-        resume: Some(split.path().to_path_buf()),
-        ..threaded(split.path())
-    };
-    let report = train::<B>(&config, &resumed, &device).unwrap();
+    train(&half, &options(split.path())).unwrap();
+    let report = resume(&config, &options(split.path()), concurrent()).unwrap();
     assert_eq!(report.steps, 8);
 
     for file in ["model.mpk", "ema.mpk"] {
@@ -190,83 +232,12 @@ fn resume_is_bit_exact() {
 }
 
 #[test]
-fn a_crash_between_write_and_rename_leaves_the_last_good_checkpoint() {
-    let _rng = exclusive_rng();
-    let data = mnist_digits();
-    let run = tempfile::tempdir().unwrap();
-    let config = TrainConfig {
-        checkpoint_every: 2,
-        ..tiny_config(data.path(), 6)
-    };
-    let crashing = TrainOptions {
-        fault: Some(Fault::CrashBeforeRename(4)),
-        ..options(run.path())
-    };
-    let err = train::<B>(&config, &crashing, &Default::default()).unwrap_err();
-    assert!(matches!(err, TrainError::Checkpoint { .. }), "{err}");
-    let mut entries: Vec<String> = std::fs::read_dir(run.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    entries.sort();
-    assert_eq!(
-        entries,
-        ["metrics.jsonl", "run.json", "step-000002"],
-        "no half-written checkpoint may remain"
-    );
-    assert_eq!(
-        RunIndex::read(run.path()).unwrap().latest.as_deref(),
-        Some("step-000002")
-    );
-    // The run resumes from it.
-    let resume = TrainOptions {
-        resume: Some(run.path().to_path_buf()),
-        ..options(run.path())
-    };
-    assert_eq!(
-        train::<B>(&config, &resume, &Default::default())
-            .unwrap()
-            .steps,
-        6
-    );
-}
-
-#[test]
-fn a_nan_loss_stops_the_run_and_keeps_the_last_checkpoint() {
-    let _rng = exclusive_rng();
-    let data = mnist_digits();
-    let run = tempfile::tempdir().unwrap();
-    let config = TrainConfig {
-        checkpoint_every: 2,
-        ..tiny_config(data.path(), 10)
-    };
-    let faulty = TrainOptions {
-        fault: Some(Fault::NanLossAt(5)),
-        ..options(run.path())
-    };
-    let err = train::<B>(&config, &faulty, &Default::default()).unwrap_err();
-    let message = err.to_string();
-    assert!(
-        matches!(err, TrainError::NonFiniteLoss { step: 5, .. }),
-        "{message}"
-    );
-    assert!(
-        message.contains("at step 5") && message.contains("step-000004"),
-        "{message}"
-    );
-    let index = RunIndex::read(run.path()).unwrap();
-    assert_eq!(index.latest.as_deref(), Some("step-000004"));
-    assert!(!run.path().join("step-000006").exists());
-    weights(&run.path().join("step-000004"), "model.mpk", &config);
-}
-
-#[test]
 fn a_checkpoint_of_another_model_is_refused() {
     let _rng = exclusive_rng();
     let data = mnist_digits();
     let run = tempfile::tempdir().unwrap();
     let config = tiny_config(data.path(), 2);
-    train::<B>(&config, &options(run.path()), &Default::default()).unwrap();
+    train(&config, &options(run.path())).unwrap();
     let other = TrainConfig {
         model: DenoiserConfig::SimpleUnet(
             SimpleUnetConfig::new()
@@ -276,11 +247,7 @@ fn a_checkpoint_of_another_model_is_refused() {
         steps: 4,
         ..config
     };
-    let resume = TrainOptions {
-        resume: Some(run.path().to_path_buf()),
-        ..options(run.path())
-    };
-    let err = train::<B>(&other, &resume, &Default::default()).unwrap_err();
+    let err = resume(&other, &options(run.path()), TrainingOps::burn()).unwrap_err();
     let message = err.to_string();
     assert!(
         matches!(err, TrainError::ConfigMismatch { what: "model", .. }),
@@ -302,7 +269,7 @@ fn old_checkpoints_are_pruned_but_the_best_is_kept() {
         keep_last: 2,
         ..tiny_config(data.path(), 6)
     };
-    train::<B>(&config, &options(run.path()), &Default::default()).unwrap();
+    train(&config, &options(run.path())).unwrap();
     let index = RunIndex::read(run.path()).unwrap();
     let (best, _) = index.best.clone().unwrap();
     let mut on_disk: Vec<String> = std::fs::read_dir(run.path())

@@ -2,6 +2,7 @@
 
 use burn::module::Module;
 use burn::tensor::{Int, Tensor, backend::Backend};
+use ddpm_ops::Ops;
 use serde::{Deserialize, Serialize};
 
 use crate::{DdpmUnet, DdpmUnetConfig, NoisePredictor, SimpleUnet, SimpleUnetConfig, UnetError};
@@ -43,6 +44,24 @@ impl DenoiserConfig {
     }
 }
 
+impl std::fmt::Display for DenoiserConfig {
+    /// The architecture and its main settings, on one line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::SimpleUnet(c) => write!(
+                f,
+                "SimpleUnet, channels {:?}, time embedding {}",
+                c.channels, c.time_embedding_dim
+            ),
+            Self::DdpmUnet(c) => write!(
+                f,
+                "DdpmUnet, base {} x {:?}, {} res blocks, attention at {:?}",
+                c.base_channels, c.channel_multipliers, c.num_res_blocks, c.attention_resolutions
+            ),
+        }
+    }
+}
+
 /// A noise predictor of either architecture.
 // One model per run, moved rarely: the variants' size difference costs nothing (burn's own
 // `Activation` enum makes the same choice).
@@ -55,11 +74,21 @@ pub enum Denoiser<B: Backend> {
     DdpmUnet(DdpmUnet<B>),
 }
 
-impl<B: Backend> NoisePredictor<B> for Denoiser<B> {
-    fn predict(&self, x_t: Tensor<B, 4>, t: Tensor<B, 1, Int>) -> Tensor<B, 4> {
+impl<B: Backend> Denoiser<B> {
+    /// Writes the weights as safetensors in the reference PyTorch module's key layout.
+    pub fn save_safetensors(&self, path: &std::path::Path) -> Result<(), crate::WeightsError> {
         match self {
-            Self::SimpleUnet(model) => model.forward(x_t, t),
-            Self::DdpmUnet(model) => model.forward(x_t, t),
+            Self::SimpleUnet(model) => model.save_safetensors(path),
+            Self::DdpmUnet(model) => model.save_safetensors(path),
+        }
+    }
+}
+
+impl<B: Backend> NoisePredictor<B> for Denoiser<B> {
+    fn predict_with(&self, ops: &Ops<B>, x_t: Tensor<B, 4>, t: Tensor<B, 1, Int>) -> Tensor<B, 4> {
+        match self {
+            Self::SimpleUnet(model) => model.forward_with(ops, x_t, t),
+            Self::DdpmUnet(model) => model.forward_with(ops, x_t, t),
         }
     }
 

@@ -10,12 +10,13 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{
     Dropout, DropoutConfig, GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d,
 };
-use burn::tensor::activation::{silu, softmax};
+use burn::tensor::activation::silu;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{Int, Tensor, backend::Backend};
+use ddpm_ops::Ops;
 
-use crate::conv::conv2d;
+use crate::layers::{conv2d, group_norm};
 use crate::{NoisePredictor, UnetError, sinusoidal_embedding};
 
 /// Shape of a [`DdpmUnet`]. Defaults are the paper's CIFAR-10 model (35,746,307 parameters).
@@ -273,14 +274,18 @@ struct ResBlock<B: Backend> {
 }
 
 impl<B: Backend> ResBlock<B> {
-    fn forward(&self, x: Tensor<B, 4>, temb: Tensor<B, 2>) -> Tensor<B, 4> {
-        let h = conv2d(&self.conv1, silu(self.norm1.forward(x.clone())));
+    fn forward(&self, ops: &Ops<B>, x: Tensor<B, 4>, temb: Tensor<B, 2>) -> Tensor<B, 4> {
+        let h = conv2d(
+            ops,
+            &self.conv1,
+            group_norm(ops, &self.norm1, x.clone(), true),
+        );
         let [n, c] = [h.dims()[0], h.dims()[1]];
         let h = h + self.temb_proj.forward(silu(temb)).reshape([n, c, 1, 1]);
-        let h = silu(self.norm2.forward(h));
-        let h = conv2d(&self.conv2, self.dropout.forward(h));
+        let h = group_norm(ops, &self.norm2, h, true);
+        let h = conv2d(ops, &self.conv2, self.dropout.forward(h));
         let shortcut = match &self.nin_shortcut {
-            Some(conv) => conv2d(conv, x),
+            Some(conv) => conv2d(ops, conv, x),
             None => x,
         };
         shortcut + h
@@ -298,20 +303,13 @@ struct AttnBlock<B: Backend> {
 }
 
 impl<B: Backend> AttnBlock<B> {
-    fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    fn forward(&self, ops: &Ops<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let [n, c, height, width] = x.dims();
-        let positions = height * width;
-        let h = self.norm.forward(x.clone());
-        let q = conv2d(&self.q, h.clone())
-            .reshape([n, c, positions])
-            .swap_dims(1, 2);
-        let k = conv2d(&self.k, h.clone()).reshape([n, c, positions]);
-        let v = conv2d(&self.v, h).reshape([n, c, positions]);
-        let weights = softmax(q.matmul(k).mul_scalar((c as f64).powf(-0.5)), 2);
-        let attended = v
-            .matmul(weights.swap_dims(1, 2))
-            .reshape([n, c, height, width]);
-        x + conv2d(&self.proj_out, attended)
+        let h = group_norm(ops, &self.norm, x.clone(), false);
+        let project =
+            |conv: &Conv2d<B>| conv2d(ops, conv, h.clone()).reshape([n, c, height * width]);
+        let attended = (ops.attention)(project(&self.q), project(&self.k), project(&self.v));
+        x + conv2d(ops, &self.proj_out, attended.reshape([n, c, height, width]))
     }
 }
 
@@ -328,60 +326,77 @@ struct Upsample<B: Backend> {
 }
 
 impl<B: Backend> Upsample<B> {
-    fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    fn forward(&self, ops: &Ops<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let [_, _, height, width] = x.dims();
         let options = InterpolateOptions::new(InterpolateMode::Nearest);
-        conv2d(&self.conv, interpolate(x, [2 * height, 2 * width], options))
+        conv2d(
+            ops,
+            &self.conv,
+            interpolate(x, [2 * height, 2 * width], options),
+        )
     }
 }
 
 impl<B: Backend> DdpmUnet<B> {
-    /// The model output for x_t `[N, C, H, W]` at timesteps `t: [N]`.
+    /// The model output for x_t `[N, C, H, W]` at timesteps `t: [N]`, by burn's operations.
     pub fn forward(&self, x: Tensor<B, 4>, t: Tensor<B, 1, Int>) -> Tensor<B, 4> {
+        self.forward_with(&Ops::burn(), x, t)
+    }
+
+    /// [`forward`](Self::forward) with the operations of `ops`.
+    pub fn forward_with(
+        &self,
+        ops: &Ops<B>,
+        x: Tensor<B, 4>,
+        t: Tensor<B, 1, Int>,
+    ) -> Tensor<B, 4> {
         let temb = sinusoidal_embedding(t, self.base_channels);
         let temb = self.temb.dense[1].forward(silu(self.temb.dense[0].forward(temb)));
 
-        let mut skips = vec![conv2d(&self.conv_in, x)];
+        let mut skips = vec![conv2d(ops, &self.conv_in, x)];
         for level in &self.down {
             for (i, block) in level.block.iter().enumerate() {
-                let mut h = block.forward(skips.last().expect("non-empty").clone(), temb.clone());
+                let last = skips.last().expect("non-empty").clone();
+                let mut h = block.forward(ops, last, temb.clone());
                 if let Some(attn) = level.attn.get(i) {
-                    h = attn.forward(h);
+                    h = attn.forward(ops, h);
                 }
                 skips.push(h);
             }
             if let Some(downsample) = &level.downsample {
-                let h = conv2d(&downsample.conv, skips.last().expect("non-empty").clone());
-                skips.push(h);
+                let last = skips.last().expect("non-empty").clone();
+                skips.push(conv2d(ops, &downsample.conv, last));
             }
         }
 
         let h = skips.last().expect("non-empty").clone();
-        let h = self.mid.block_1.forward(h, temb.clone());
-        let mut h = self
-            .mid
-            .block_2
-            .forward(self.mid.attn_1.forward(h), temb.clone());
+        let h = self.mid.block_1.forward(ops, h, temb.clone());
+        let h = self.mid.attn_1.forward(ops, h);
+        let mut h = self.mid.block_2.forward(ops, h, temb.clone());
 
         for level in self.up.iter().rev() {
             for (i, block) in level.block.iter().enumerate() {
                 let skip = skips.pop().expect("one skip per up block");
-                h = block.forward(Tensor::cat(vec![h, skip], 1), temb.clone());
+                h = block.forward(ops, (ops.concat_channels)(h, skip), temb.clone());
                 if let Some(attn) = level.attn.get(i) {
-                    h = attn.forward(h);
+                    h = attn.forward(ops, h);
                 }
             }
             if let Some(upsample) = &level.upsample {
-                h = upsample.forward(h);
+                h = upsample.forward(ops, h);
             }
         }
-        conv2d(&self.conv_out, silu(self.norm_out.forward(h)))
+        conv2d(
+            ops,
+            &self.conv_out,
+            group_norm(ops, &self.norm_out, h, true),
+        )
     }
 }
 
 impl<B: Backend> NoisePredictor<B> for DdpmUnet<B> {
-    fn predict(&self, x_t: Tensor<B, 4>, t: Tensor<B, 1, Int>) -> Tensor<B, 4> {
-        self.forward(x_t, t)
+    fn predict_with(&self, ops: &Ops<B>, x_t: Tensor<B, 4>, t: Tensor<B, 1, Int>) -> Tensor<B, 4> {
+        self.forward_with(ops, x_t, t)
     }
 
     fn image_channels(&self) -> usize {

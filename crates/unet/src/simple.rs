@@ -7,10 +7,10 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::tensor::activation::relu;
 use burn::tensor::{Int, Tensor, backend::Backend};
 
+use ddpm_ops::Ops;
+
 use crate::batch_norm::relu_batch_norm_2d;
-use crate::conv::conv2d;
-use crate::conv_transpose::conv_transpose2d;
-use crate::kernels::concat_channels;
+use crate::layers::{conv_transpose2d, conv2d};
 use crate::{NoisePredictor, UnetError, sinusoidal_embedding};
 
 /// Shape of a [`SimpleUnet`]. Defaults are the seed's: RGB, channels 64 → 1024, time embedding 32.
@@ -129,44 +129,55 @@ struct Block<B: Backend> {
 }
 
 impl<B: Backend> Block<B> {
-    fn forward(&self, x: Tensor<B, 4>, time: Tensor<B, 2>) -> Tensor<B, 4> {
+    fn forward(&self, ops: &Ops<B>, x: Tensor<B, 4>, time: Tensor<B, 2>) -> Tensor<B, 4> {
         // The seed's order: ReLU before BatchNorm.
         // The time embedding is added to every pixel after bnorm1: folded into its affine step.
         let time = relu(self.time_mlp.forward(time));
-        let h = relu_batch_norm_2d(&self.bnorm1, conv2d(&self.conv1, x), Some(time));
-        let h = relu_batch_norm_2d(&self.bnorm2, conv2d(&self.conv2, h), None);
+        let h = conv2d(ops, &self.conv1, x);
+        let h = relu_batch_norm_2d(ops, &self.bnorm1, h, Some(time));
+        let h = relu_batch_norm_2d(ops, &self.bnorm2, conv2d(ops, &self.conv2, h), None);
         match &self.transform {
-            Resample::Down(conv) => conv2d(conv, h),
-            Resample::Up(conv) => conv_transpose2d(conv, h),
+            Resample::Down(conv) => conv2d(ops, conv, h),
+            Resample::Up(conv) => conv_transpose2d(ops, conv, h),
         }
     }
 }
 
 impl<B: Backend> SimpleUnet<B> {
-    /// The model output for x_t `[N, C, H, W]` at timesteps `t: [N]`; H and W must be multiples
-    /// of [`NoisePredictor::size_multiple`].
+    /// The model output for x_t `[N, C, H, W]` at timesteps `t: [N]`, by burn's operations; H and
+    /// W must be multiples of [`NoisePredictor::size_multiple`].
     pub fn forward(&self, x: Tensor<B, 4>, t: Tensor<B, 1, Int>) -> Tensor<B, 4> {
+        self.forward_with(&Ops::burn(), x, t)
+    }
+
+    /// [`forward`](Self::forward) with the operations of `ops`.
+    pub fn forward_with(
+        &self,
+        ops: &Ops<B>,
+        x: Tensor<B, 4>,
+        t: Tensor<B, 1, Int>,
+    ) -> Tensor<B, 4> {
         let time = relu(
             self.time_mlp
                 .forward(sinusoidal_embedding(t, self.time_embedding_dim)),
         );
-        let mut x = conv2d(&self.conv0, x);
+        let mut x = conv2d(ops, &self.conv0, x);
         let mut skips = Vec::with_capacity(self.downs.len());
         for down in &self.downs {
-            x = down.forward(x, time.clone());
+            x = down.forward(ops, x, time.clone());
             skips.push(x.clone());
         }
         for up in &self.ups {
             let skip = skips.pop().expect("one skip per down block");
-            x = up.forward(concat_channels(x, skip), time.clone());
+            x = up.forward(ops, (ops.concat_channels)(x, skip), time.clone());
         }
-        conv2d(&self.output, x)
+        conv2d(ops, &self.output, x)
     }
 }
 
 impl<B: Backend> NoisePredictor<B> for SimpleUnet<B> {
-    fn predict(&self, x_t: Tensor<B, 4>, t: Tensor<B, 1, Int>) -> Tensor<B, 4> {
-        self.forward(x_t, t)
+    fn predict_with(&self, ops: &Ops<B>, x_t: Tensor<B, 4>, t: Tensor<B, 1, Int>) -> Tensor<B, 4> {
+        self.forward_with(ops, x_t, t)
     }
 
     fn image_channels(&self) -> usize {

@@ -16,19 +16,29 @@ use burn_store::{
 
 use crate::{DdpmUnet, SimpleUnet, SimpleUnetConfig, WeightsError};
 
-/// How one model's burn paths and its reference PyTorch keys differ: pairs of key prefixes
-/// (PyTorch, burn).
-struct KeyLayout(&'static [(&'static str, &'static str)]);
+/// How a burn module's paths and its reference PyTorch keys differ.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyLayout {
+    /// Pairs of key prefixes (PyTorch, burn).
+    pub renames: &'static [(&'static str, &'static str)],
+    /// Prefixes of the file's keys the module has no tensor for, on purpose (a classifier head
+    /// a feature extractor leaves out).
+    pub unused: &'static [&'static str],
+}
 
 impl KeyLayout {
     /// Anchored regex remappings from PyTorch keys to burn paths.
-    fn to_burn(&self) -> impl Iterator<Item = (String, &'static str)> + '_ {
-        self.0.iter().map(|&(torch, burn)| (anchored(torch), burn))
+    fn burn_remaps(self) -> impl Iterator<Item = (String, &'static str)> {
+        self.renames
+            .iter()
+            .map(|&(torch, burn)| (anchored(torch), burn))
     }
 
     /// Anchored regex remappings from burn paths to PyTorch keys.
-    fn to_torch(&self) -> impl Iterator<Item = (String, &'static str)> + '_ {
-        self.0.iter().map(|&(torch, burn)| (anchored(burn), torch))
+    fn torch_remaps(self) -> impl Iterator<Item = (String, &'static str)> {
+        self.renames
+            .iter()
+            .map(|&(torch, burn)| (anchored(burn), torch))
     }
 }
 
@@ -37,10 +47,16 @@ fn anchored(prefix: &str) -> String {
 }
 
 /// The seed's `time_mlp` is `Sequential(SinusoidalPositionEmbeddings, Linear, ReLU)`.
-const SEED_LAYOUT: KeyLayout = KeyLayout(&[("time_mlp.1.", "time_mlp.")]);
+const SEED_LAYOUT: KeyLayout = KeyLayout {
+    renames: &[("time_mlp.1.", "time_mlp.")],
+    unused: &[],
+};
 
 /// The DDPM U-Net's fields already carry the reference port's names.
-const SAME_LAYOUT: KeyLayout = KeyLayout(&[]);
+const SAME_LAYOUT: KeyLayout = KeyLayout {
+    renames: &[],
+    unused: &[],
+};
 
 impl<B: Backend> SimpleUnet<B> {
     /// Loads a PyTorch `state_dict` of the seed's SimpleUnet (`torch.save(model.state_dict())`,
@@ -110,7 +126,11 @@ impl<B: Backend> DdpmUnet<B> {
     }
 }
 
-fn load_pytorch<B: Backend, M: ModuleSnapshot<B>>(
+/// Loads a PyTorch `state_dict` file into any burn module whose paths map to the file's keys by
+/// `layout`: every tensor of the module must be in the file with its shape, and every tensor of
+/// the file (but `num_batches_tracked` and `layout.unused`) in the module. Errors name the
+/// tensor in the file's own key names.
+pub fn load_pytorch<B: Backend, M: ModuleSnapshot<B>>(
     mut model: M,
     path: &Path,
     layout: &KeyLayout,
@@ -119,7 +139,7 @@ fn load_pytorch<B: Backend, M: ModuleSnapshot<B>>(
         .map_indices_contiguous(false)
         .allow_partial(true)
         .validate(false);
-    for (from, to) in layout.to_burn() {
+    for (from, to) in layout.burn_remaps() {
         store = store.with_key_remapping(&from, to);
     }
     let result = model
@@ -142,7 +162,7 @@ fn load_safetensors<B: Backend, M: ModuleSnapshot<B>>(
         .with_from_adapter(PyTorchToBurnAdapter)
         .allow_partial(true)
         .validate(false);
-    for (from, to) in layout.to_burn() {
+    for (from, to) in layout.burn_remaps() {
         store = store.with_key_remapping(&from, to);
     }
     let result = model
@@ -176,7 +196,7 @@ fn save_safetensors<B: Backend, M: ModuleSnapshot<B>>(
         .overwrite(true)
         .skip_enum_variants(true)
         .with_to_adapter(BurnToPyTorchAdapter);
-    for (from, to) in layout.to_torch() {
+    for (from, to) in layout.torch_remaps() {
         store = store.with_key_remapping(&from, to);
     }
     model
@@ -226,11 +246,10 @@ fn check_applied(result: ApplyResult, path: &Path, layout: &KeyLayout) -> Result
         Some((module, "bias")) => result.applied.contains(&format!("{module}.beta")),
         _ => false,
     };
-    if let Some(key) = result
-        .unused
-        .iter()
-        .find(|key| !key.ends_with(".num_batches_tracked") && !applied_as_renamed(key))
-    {
+    if let Some(key) = result.unused.iter().find(|key| {
+        let ignored = layout.unused.iter().any(|prefix| key.starts_with(prefix));
+        !key.ends_with(".num_batches_tracked") && !ignored && !applied_as_renamed(key)
+    }) {
         return Err(WeightsError::UnexpectedKey {
             path,
             key: torch_key(key, layout),
@@ -242,7 +261,7 @@ fn check_applied(result: ApplyResult, path: &Path, layout: &KeyLayout) -> Result
 /// A burn module path as the model's PyTorch state_dict names it.
 fn torch_key(burn_path: &str, layout: &KeyLayout) -> String {
     let mut key = burn_path.replace(".Down.", ".").replace(".Up.", ".");
-    for &(torch, burn) in layout.0 {
+    for &(torch, burn) in layout.renames {
         if let Some(rest) = key.strip_prefix(burn) {
             key = format!("{torch}{rest}");
         }

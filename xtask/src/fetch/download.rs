@@ -20,6 +20,9 @@ pub enum Checksum {
     Md5(String),
     /// Lower-case hex SHA-256.
     Sha256(String),
+    /// The first hex digits of the SHA-256: the form torch hub puts in a weights file's name
+    /// (`pt_inception-2015-12-05-6726825d.pth`) and checks.
+    Sha256Prefix(String),
 }
 
 impl Checksum {
@@ -27,12 +30,13 @@ impl Checksum {
         match self {
             Self::Md5(_) => "md5",
             Self::Sha256(_) => "sha256",
+            Self::Sha256Prefix(_) => "sha256 beginning",
         }
     }
 
     fn expected(&self) -> &str {
         match self {
-            Self::Md5(hex) | Self::Sha256(hex) => hex,
+            Self::Md5(hex) | Self::Sha256(hex) | Self::Sha256Prefix(hex) => hex,
         }
     }
 
@@ -40,14 +44,18 @@ impl Checksum {
     pub fn compute(&self, path: &Path) -> Result<String> {
         match self {
             Self::Md5(_) => hash_file::<Md5>(path),
-            Self::Sha256(_) => hash_file::<Sha256>(path),
+            Self::Sha256(_) | Self::Sha256Prefix(_) => hash_file::<Sha256>(path),
         }
     }
 
     /// Errors unless `path` has this checksum.
     pub fn verify(&self, path: &Path, what: &str) -> Result<()> {
         let actual = self.compute(path)?;
-        if !actual.eq_ignore_ascii_case(self.expected()) {
+        let matches = match self {
+            Self::Sha256Prefix(prefix) => actual.starts_with(&prefix.to_lowercase()),
+            _ => actual.eq_ignore_ascii_case(self.expected()),
+        };
+        if !matches {
             bail!(
                 "checksum mismatch for {what}: expected {} {}, got {actual}; the download is corrupt or \
                  not the published file, and was deleted",

@@ -19,6 +19,7 @@ pub use download::{Checksum, download};
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  cargo xtask fetch-data mnist\n  cargo xtask fetch-data cifar10\n  \
+cargo xtask fetch-data inception   # data/inception/pt_inception-2015-12-05-6726825d.pth\n  \
 cargo xtask fetch-data url --url https://example.org/pets.tar.gz --sha256 <hex> --name pets"
 )]
 pub struct FetchArgs {
@@ -50,6 +51,8 @@ enum DatasetName {
     Cifar10,
     /// The seed's own dataset, published on Google Drive.
     Seed,
+    /// pytorch-fid's FID Inception weights (`ddpm eval`, `ddpm stats`), from its GitHub release.
+    Inception,
     /// Any URL, given with --url.
     Url,
 }
@@ -77,6 +80,11 @@ const MNIST_FILES: [(&str, &str); 4] = [
 const CIFAR_URL: &str = "https://www.cs.toronto.edu/~kriz/";
 const CIFAR_FILE: &str = "cifar-10-binary.tar.gz";
 const CIFAR_MD5: &str = "c32a1d4ab5d03f1284b67883e8d87530";
+const INCEPTION_URL: &str =
+    "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/";
+/// The file's name carries the first digits of its SHA-256, as torch hub checks them.
+const INCEPTION_FILE: &str = "pt_inception-2015-12-05-6726825d.pth";
+const INCEPTION_SHA256_PREFIX: &str = "6726825d";
 const SEED_DRIVE_ID: &str = "1MmH_flOgcFlJWXvAHHOvSRp1RsyILwVt";
 const DRIVE_URL: &str = "https://drive.google.com/uc?export=download&id=";
 
@@ -90,6 +98,7 @@ pub fn run(args: &FetchArgs, workspace: &Path) -> Result<()> {
         DatasetName::Mnist => "mnist".to_string(),
         DatasetName::Cifar10 => "cifar10".to_string(),
         DatasetName::Seed => "seed".to_string(),
+        DatasetName::Inception => "inception".to_string(),
         DatasetName::Url => match (&args.url, &args.name) {
             (None, _) => bail!("`fetch-data url` needs --url"),
             (Some(_), Some(name)) => name.clone(),
@@ -144,6 +153,15 @@ pub fn run(args: &FetchArgs, workspace: &Path) -> Result<()> {
             fetch_once(&agent, &url, &archive, Some(&checksum))?;
             let count = cifar::convert_binary_archive(&archive, staging.path())?;
             println!("converted {count} CIFAR-10 images to PNG");
+        }
+        DatasetName::Inception => {
+            let url = format!("{}{INCEPTION_FILE}", base(INCEPTION_URL));
+            let checksum = sha256
+                .clone()
+                .unwrap_or_else(|| Checksum::Sha256Prefix(INCEPTION_SHA256_PREFIX.into()));
+            let dest = downloads.join(INCEPTION_FILE);
+            fetch_once(&agent, &url, &dest, Some(&checksum))?;
+            std::fs::copy(&dest, staging.path().join(INCEPTION_FILE))?;
         }
         DatasetName::Seed => {
             let url = format!(

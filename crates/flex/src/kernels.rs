@@ -1,0 +1,117 @@
+//! The tables this crate makes: for burn-flex ([`FlexKernels`]), and for CPU backends without
+//! kernels of their own ([`cpu_ops`]).
+
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use ddpm_ops::{AdamOps, Ops, TrainingOps};
+
+use crate::tensor::{Flex, FlexAutodiff};
+use crate::{adam, concat, conv, gather, norm};
+
+/// Which of this crate's kernels the flex tables use; what is off is burn's operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlexKernels {
+    /// Convolutions and transposed convolutions by batch-parallel kernels with their own backward
+    /// pass, and skip concatenations with a parallel backward pass.
+    pub conv: bool,
+    /// SimpleUnet's ReLU + BatchNorm in one parallel pass each way.
+    pub norm: bool,
+    /// Adam's step in one parallel pass per parameter (burn's values to the bit).
+    pub adam: bool,
+    /// Narrow deep layers as one matrix product over the batch, where that beats the
+    /// convolutions.
+    pub gathering: bool,
+}
+
+impl Default for FlexKernels {
+    /// Every kernel.
+    fn default() -> Self {
+        Self {
+            conv: true,
+            norm: true,
+            adam: true,
+            gathering: true,
+        }
+    }
+}
+
+impl FlexKernels {
+    /// The table for inference on flex; its Adam entries serve the training table's optimiser.
+    pub fn inference(&self) -> Ops<Flex> {
+        let mut ops = self.convolutions::<Flex>();
+        if self.conv {
+            ops.concat_channels = concat::concat;
+        }
+        if self.norm {
+            ops.relu_scale_shift = norm::relu_scale_shift;
+        }
+        ops.adam = AdamOps {
+            step: self
+                .adam
+                .then_some(adam::step as ddpm_ops::AdamStepFn<Flex>),
+            concurrent: true,
+        };
+        ops
+    }
+
+    /// The tables for training on flex's autodiff decorator.
+    pub fn training(&self) -> TrainingOps<FlexAutodiff> {
+        let mut ops = self.convolutions::<FlexAutodiff>();
+        if self.conv {
+            ops.concat_channels = concat::concat_tracked;
+        }
+        if self.norm {
+            ops.relu_batch_norm = norm::relu_batch_norm;
+        }
+        TrainingOps {
+            training: ops,
+            inner: self.inference(),
+        }
+    }
+
+    /// burn's table with the convolution entries these settings ask for.
+    fn convolutions<B: conv::OwnConv>(&self) -> Ops<B> {
+        let mut ops = Ops::burn();
+        match (self.conv, self.gathering) {
+            (true, true) => {
+                ops.conv2d = conv::conv2d_gathering::<B>;
+                ops.conv_transpose2d = conv::conv_transpose2d_gathering::<B>;
+            }
+            (true, false) => {
+                ops.conv2d = conv::conv2d::<B>;
+                ops.conv_transpose2d = conv::conv_transpose2d::<B>;
+            }
+            (false, true) => ops = with_gathering(ops),
+            (false, false) => {}
+        }
+        ops
+    }
+}
+
+/// `ops` with its convolution entries replaced by burn's convolutions gathered over the batch
+/// where that beats them; for tables whose convolutions are
+/// burn's.
+pub fn with_gathering<B: Backend>(mut ops: Ops<B>) -> Ops<B> {
+    ops.conv2d = gather::conv::conv2d::<B>;
+    ops.conv_transpose2d = gather::conv_transpose::conv_transpose2d::<B>;
+    ops
+}
+
+/// The table for a CPU backend without kernels of its own (burn-ndarray): burn's operations,
+/// with the narrow deep convolutions gathered over the batch if `gathering`, and Adam stepping
+/// the parameters concurrently.
+pub fn cpu_ops<B: Backend>(gathering: bool) -> Ops<B> {
+    let mut ops = Ops::burn();
+    if gathering {
+        ops = with_gathering(ops);
+    }
+    ops.adam.concurrent = true;
+    ops
+}
+
+/// [`cpu_ops`] for both backends of a training run.
+pub fn cpu_training_ops<B: AutodiffBackend>(gathering: bool) -> TrainingOps<B> {
+    TrainingOps {
+        training: cpu_ops(gathering),
+        inner: cpu_ops(gathering),
+    }
+}

@@ -1,0 +1,37 @@
+//! Fast CPU kernels for DDPM's models on burn-flex, offered as `ddpm-ops` tables.
+//!
+//! burn-flex runs most operations a training step needs on one thread, convolves one image after
+//! another, and walks strided views element by element. The kernels here are written for the
+//! models' shapes and spread over rayon's threads:
+//! - convolutions and transposed convolutions: per image a patch matrix (im2col) and one gemm,
+//!   images in parallel, with their own backward pass (the weight gradient as one product per
+//!   image instead of burn's convolution of swapped views);
+//! - SimpleUnet's ReLU + BatchNorm: one pass forward, one backward;
+//! - skip concatenations: image by image, with a backward pass that hands each input a
+//!   contiguous gradient;
+//! - Adam: one pass per parameter, in place, burn's arithmetic to the bit;
+//! - batch gathering: narrow deep layers as one matrix product over the batch (in burn's
+//!   operations, so [`cpu_ops`] offers it to any CPU backend).
+//!
+//! [`FlexKernels`] says which of them a table uses; [`FlexKernels::training`] and
+//! [`FlexKernels::inference`] make the tables a training run or a sampler takes. Every kernel
+//! handles f32 and plain geometries and hands anything else to burn.
+//!
+//! ```
+//! use ddpm_flex::FlexKernels;
+//!
+//! let tables = FlexKernels::default().training();
+//! assert!(tables.inner.adam.step.is_some());
+//! ```
+
+mod adam;
+mod concat;
+mod conv;
+mod gather;
+mod kernels;
+mod norm;
+mod par_rows;
+mod tensor;
+
+pub use kernels::{FlexKernels, cpu_ops, cpu_training_ops, with_gathering};
+pub use tensor::{Flex, FlexAutodiff};

@@ -1,14 +1,14 @@
-//! `ddpm eval` and `ddpm stats`: FID and KID of a checkpoint's samples, or of a folder of images,
-//! against a reference folder or its cached statistics.
+//! `ddpm eval` and `ddpm stats`: FID and KID of samples or images against a reference.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Args;
+use ddpm_dataset::DataSource;
 use ddpm_eval::{Comparison, FeatureStats, FidInception};
 use ddpm_ops::Ops;
-use ddpm_trainer::{SampledFrom, checkpoint_stats, read_state, resolve_checkpoint};
+use ddpm_trainer::{SampledFrom, checkpoint_stats, read_state, resolve_checkpoint, source_stats};
 use serde::Serialize;
 
 use crate::backend::{BackendArgs, Tables};
@@ -18,7 +18,7 @@ use crate::with_backend;
 /// Arguments of `ddpm eval`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  ddpm eval --checkpoint checkpoint/cpu-demo --ref data/mnist-t10k-png -n 10000\n  \
+    after_help = "Examples:\n  ddpm eval --checkpoint checkpoint/cpu-demo --ref data/mnist-t10k -n 10000\n  \
 ddpm eval --checkpoint checkpoint/cifar --ref cifar-train.safetensors --sampler ddim --steps 50\n  \
 ddpm eval --images samples/ --ref data/cifar10/test\n\n\
 Prints a readable line and one JSON result. FID as pytorch-fid computes it; KID (unbiased MMD, \
@@ -31,7 +31,7 @@ pub struct EvalArgs {
     /// Evaluate the images in this folder instead (read recursively).
     #[arg(long)]
     images: Option<PathBuf>,
-    /// The reference: a folder of images, or statistics written by `ddpm stats`.
+    /// The reference: a folder of images (or of MNIST IDX files), or `ddpm stats`' output.
     #[arg(long = "ref")]
     reference: PathBuf,
     /// Samples to draw from the checkpoint.
@@ -61,7 +61,7 @@ pub struct EvalArgs {
 /// Arguments of `ddpm stats`.
 #[derive(Debug, Args)]
 pub struct StatsArgs {
-    /// A folder of images (read recursively).
+    /// A folder of images (read recursively), or of MNIST IDX files.
     dir: PathBuf,
     /// The statistics file to write (safetensors), for `ddpm eval --ref`.
     #[arg(long)]
@@ -115,7 +115,7 @@ pub fn stats(args: &StatsArgs) -> anyhow::Result<()> {
 
 fn evaluate<B: Tables>(args: &EvalArgs, ops: &Ops<B>, device: &B::Device) -> anyhow::Result<()> {
     let started = Instant::now();
-    let inception = FidInception::<B>::load(&args.inception, device)?.with_ops(ops.clone());
+    let inception = FidInception::<B>::load(&args.inception, device)?.with_ops(*ops);
     let reference = match args.reference.is_dir() {
         true => folder_stats(&inception, &args.reference, args.seed, device)?,
         false => FeatureStats::load(&args.reference)?,
@@ -166,7 +166,7 @@ fn evaluate<B: Tables>(args: &EvalArgs, ops: &Ops<B>, device: &B::Device) -> any
     Ok(())
 }
 
-/// The statistics of the images in `dir`, with a progress bar.
+/// The statistics of the images in `dir` (or of its MNIST IDX digits), with a progress bar.
 fn folder_stats<B: Tables>(
     inception: &FidInception<B>,
     dir: &Path,
@@ -174,10 +174,11 @@ fn folder_stats<B: Tables>(
     device: &B::Device,
 ) -> anyhow::Result<FeatureStats> {
     let bar = progress(0, &format!("measured in {}", dir.display()));
-    let stats = inception.folder_stats(dir, seed, device, |done, total| {
+    let show = |done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
-    })?;
+    };
+    let stats = source_stats(inception, &DataSource::detect(dir), seed, device, show)?;
     bar.finish_and_clear();
     Ok(stats)
 }

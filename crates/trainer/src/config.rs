@@ -245,13 +245,13 @@ impl TrainConfig {
                 image_size: 16,
                 batch_size: 64,
                 random_flip: false,
-                // 1,600 steps of 64 at ~175 img/s on burn-flex here: about 10 minutes. Samples
-                // stopped improving visibly after ~1,500 in a 2,000-step run.
-                steps: 1_600,
+                // Sized for about five minutes on a 2-core CPU (docs/PERFORMANCE.md has the
+                // figures and the recipes measured against it).
+                steps: 3_500,
                 seed: 0,
-                sample_every: 200,
-                sample_count: 36,
-                checkpoint_every: 200,
+                sample_every: 500,
+                sample_count: 64,
+                checkpoint_every: 500,
                 keep_last: 2,
                 log_every: 10,
                 precision: Precision::F32,

@@ -46,7 +46,7 @@ pub use optimizer::{AdamRecord, ThreadedAdam};
 pub use pipeline::{GAP, Pipeline, grid, noised_frames, strip};
 pub use plot::{LossPoint, loss_curve};
 pub use progress::MetricsRecord;
-pub use quality::{SampledFrom, checkpoint_stats, sample_stats};
+pub use quality::{SampledFrom, checkpoint_stats, sample_stats, source_stats};
 pub use run::{TrainOptions, TrainReport};
 pub use throughput::{StepTimes, Timing, time_sampling, time_training};
 pub use trainer::Trainer;

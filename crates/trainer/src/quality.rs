@@ -3,10 +3,12 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::Backend;
-use ddpm_eval::{FeatureStats, FidInception, quantize};
+use ddpm_dataset::{DataSource, read_idx_images};
+use ddpm_eval::{FeatureStats, FidInception, NETWORK_BATCH, pixels, quantize};
 use ddpm_ops::Ops;
 use ddpm_schedule::SamplerConfig;
 use ddpm_unet::NoisePredictor;
+use image::{DynamicImage, GrayImage};
 use serde::Serialize;
 
 use crate::{Pipeline, TrainError, load_model};
@@ -29,6 +31,38 @@ pub fn sample_stats<B: Backend, M: NoisePredictor<B>>(
         Ok(())
     });
     accumulator.finish()
+}
+
+/// The statistics of a data source's images: a folder's files as pytorch-fid reads them, or
+/// MNIST's IDX digits as the same 28×28 gray pictures saved to PNG would be read. Their features'
+/// sample for KID is drawn from `seed`; `progress(done, total)` after each batch.
+pub fn source_stats<B: Backend>(
+    inception: &FidInception<B>,
+    source: &DataSource,
+    seed: u64,
+    device: &B::Device,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<FeatureStats, TrainError> {
+    let (dir, split) = match source {
+        DataSource::Folder(dir) => return Ok(inception.folder_stats(dir, seed, device, progress)?),
+        DataSource::Mnist { dir, split } => (dir, *split),
+    };
+    let path = ddpm_dataset::mnist_images_path(dir, split).expect("detected by its files");
+    let idx = read_idx_images(&path)?;
+    let mut accumulator = inception.accumulator(seed);
+    let image_bytes = idx.rows * idx.cols;
+    for chunk in idx.pixels.chunks(image_bytes * NETWORK_BATCH) {
+        let pictures: Vec<DynamicImage> = chunk
+            .chunks_exact(image_bytes)
+            .map(|digit| {
+                let gray = GrayImage::from_raw(idx.cols as u32, idx.rows as u32, digit.to_vec());
+                DynamicImage::ImageLuma8(gray.expect("rows × cols bytes"))
+            })
+            .collect();
+        inception.add_pixels(&mut accumulator, pixels(&pictures, device));
+        progress(accumulator.count(), idx.count);
+    }
+    Ok(accumulator.finish())
 }
 
 /// Where samples came from.

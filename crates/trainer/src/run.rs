@@ -265,8 +265,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             return Ok(None);
         };
         // The features in f32 whatever the recipe's precision: FID compares to f32 statistics.
-        let inception =
-            FidInception::load(&fid.inception, &self.device)?.with_ops(self.ops.inner.clone());
+        let inception = FidInception::load(&fid.inception, &self.device)?.with_ops(self.ops.inner);
         Ok(Some((
             fid.every,
             inception,

@@ -13,7 +13,8 @@ use ddpm_dataset::{
     Channels, DataSource, ImageFolderOptions, ImageStore, LoaderOptions, epoch_batches,
 };
 use ddpm_eval::{Comparison, FeatureStats, FidInception};
-use ddpm_schedule::{DdimConfig, DdpmConfig};
+use ddpm_schedule::{DdimConfig, DdpmConfig, Sampler};
+use ddpm_unet::Denoiser;
 
 use crate::checkpoint::{checkpoint_name, remove_staging_leftovers};
 use crate::pipeline::{Pipeline, grid};
@@ -286,17 +287,12 @@ impl<B: AutodiffBackend> Trainer<B> {
             .with_use_clipped_model_output(true)
             .init(&self.schedule, config.prediction)
             .map_err(|e| TrainError::Config(e.to_string()))?;
-        let model = self.sampling_model();
-        let pipeline = Pipeline {
-            model: &model,
-            ops: &self.inference_ops(),
-            sampler: &sampler,
-            image_size: config.image_size,
-        };
         let seed = config.seed ^ 0x0F1D;
         B::InnerBackend::seed(&self.device, seed);
         let sizes = (fid.samples, config.batch_size.max(64));
-        let stats = sample_stats(&pipeline, inception, sizes, seed, &self.device, |_| {});
+        let stats = self.with_pipeline(&sampler, |pipeline| {
+            sample_stats(pipeline, inception, sizes, seed, &self.device, |_| {})
+        });
         Ok(Comparison::of(&stats, reference, seed)?)
     }
 
@@ -324,23 +320,31 @@ impl<B: AutodiffBackend> Trainer<B> {
         let config = &self.config;
         B::InnerBackend::seed(&self.device, config.seed ^ 0x05A3_B1E5);
         let sampler = DdpmConfig::new().init(&self.schedule, config.prediction);
-        let model = self.sampling_model();
-        let pipeline = Pipeline {
-            model: &model,
-            ops: &self.inference_ops(),
-            sampler: &sampler,
-            image_size: config.image_size,
-        };
         let dir = run_dir.join("samples");
         let path = dir.join(format!("{}.png", checkpoint_name(self.steps_done())));
-        let output_error = |reason: String| TrainError::Output {
-            path: path.clone(),
-            reason,
-        };
-        std::fs::create_dir_all(&dir).map_err(|e| output_error(e.to_string()))?;
-        let images = pipeline.images(config.sample_count, &self.device)?;
-        save_png(&grid(&images), &path).map_err(|e| output_error(e.to_string()))?;
+        std::fs::create_dir_all(&dir).map_err(|e| output_error(&path, e))?;
+        let images = self.with_pipeline(&sampler, |pipeline| {
+            pipeline.images(config.sample_count, &self.device)
+        })?;
+        save_png(&grid(&images), &path).map_err(|e| output_error(&path, e))?;
         Ok(path)
+    }
+
+    /// Runs `body` with the pipeline of the sampling weights (EMA when kept) and the inference
+    /// table, reversing with `sampler`.
+    fn with_pipeline<R>(
+        &self,
+        sampler: &dyn Sampler<B::InnerBackend>,
+        body: impl FnOnce(&Pipeline<'_, B::InnerBackend, Denoiser<B::InnerBackend>>) -> R,
+    ) -> R {
+        let model = self.sampling_model();
+        let ops = self.inference_ops();
+        body(&Pipeline {
+            model: &model,
+            ops: &ops,
+            sampler,
+            image_size: self.config.image_size,
+        })
     }
 }
 

@@ -1,13 +1,18 @@
 """A second pair of eyes for the cpu-demo's samples: how many of a folder of generated digits a
 small MNIST classifier recognises with confidence.
 
-Trains (once; cached in target/digit_classifier.pt) a LeNet-style CNN on MNIST's 60,000 training
-digits from ../shared/datasets/mnist (about 99% test accuracy), then reads every PNG in the
-folder (28×28, or resized to it), and prints the share whose top class has probability ≥ 0.9,
-and how many of each digit there are. A person looking at the grid remains the judge; this
-number is what makes two recipes' grids comparable without squinting.
+Trains (once; cached in target/) a LeNet-style CNN on MNIST's 60,000 training digits from
+../shared/datasets/mnist (about 99% test accuracy), then reads every PNG in the folder (28×28, or
+resized to it), and prints the share whose top class has probability ≥ 0.9, and how many of each
+digit there are. A person looking at the grid remains the judge; this number is what makes two
+recipes' grids comparable without squinting.
 
-Usage: python xtask/scripts/digit_check.py <workspace root> <folder of PNGs>
+With `--size N` the classifier learns from digits that went the samples' way: shrunk to N px
+(bicubic, as the training data is) and enlarged back to 28 (bilinear, as the samples are), so
+that a recipe at 16 px is not counted against the detail 16 px cannot hold. It prints how many
+real test digits, brought the same way, it is confident and right on: the ceiling of the count.
+
+Usage: python xtask/scripts/digit_check.py <workspace root> <folder of PNGs> [--size N]
 """
 
 import gzip
@@ -42,14 +47,28 @@ def as_input(pixels: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(pixels.astype(np.float32) / 255.0).unsqueeze(1)
 
 
-def classifier(root: Path) -> nn.Module:
-    cached = root / "target" / "digit_classifier.pt"
+def at_size(pixels: np.ndarray, size: int | None) -> np.ndarray:
+    """Digits shrunk to `size` px and enlarged back to 28, as a `size`-px sample is seen."""
+    if size is None:
+        return pixels
+    return np.stack(
+        [
+            np.asarray(
+                Image.fromarray(p).resize((size, size), Image.BICUBIC).resize((28, 28), Image.BILINEAR)
+            )
+            for p in pixels
+        ]
+    )
+
+
+def classifier(root: Path, size: int | None) -> nn.Module:
+    cached = root / "target" / ("digit_classifier.pt" if size is None else f"digit_classifier-{size}.pt")
     model = network()
     if cached.exists():
         model.load_state_dict(torch.load(cached))
         return model.eval()
     mnist = root.parent / "shared" / "datasets" / "mnist"
-    images = as_input(idx(mnist / "train-images-idx3-ubyte.gz"))
+    images = as_input(at_size(idx(mnist / "train-images-idx3-ubyte.gz"), size))
     labels = torch.from_numpy(idx(mnist / "train-labels-idx1-ubyte.gz").astype(np.int64))
     torch.manual_seed(0)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -62,19 +81,30 @@ def classifier(root: Path) -> nn.Module:
             loss.backward()
             optimizer.step()
     model.eval()
-    test = as_input(idx(mnist / "t10k-images-idx3-ubyte.gz"))
+    test = as_input(at_size(idx(mnist / "t10k-images-idx3-ubyte.gz"), size))
     test_labels = torch.from_numpy(idx(mnist / "t10k-labels-idx1-ubyte.gz").astype(np.int64))
     with torch.no_grad():
-        accuracy = (model(test).argmax(1) == test_labels).float().mean().item()
-    print(f"classifier: {accuracy:.2%} on MNIST's test digits")
+        confidence, digit = F.softmax(model(test), dim=1).max(1)
+    right = digit == test_labels
+    sure = right & (confidence >= CONFIDENT)
+    print(
+        f"classifier: {right.float().mean().item():.2%} right on MNIST's test digits, "
+        f"{sure.float().mean().item():.2%} right with p >= {CONFIDENT}"
+    )
     cached.parent.mkdir(exist_ok=True)
     torch.save(model.state_dict(), cached)
     return model
 
 
 def main() -> None:
-    root, folder = Path(sys.argv[1]).resolve(), Path(sys.argv[2])
-    model = classifier(root)
+    args = sys.argv[1:]
+    size = None
+    if "--size" in args:
+        at = args.index("--size")
+        size = int(args[at + 1])
+        del args[at : at + 2]
+    root, folder = Path(args[0]).resolve(), Path(args[1])
+    model = classifier(root, size)
     files = sorted(folder.glob("*.png"))
     if not files:
         sys.exit(f"no PNG files in {folder}")

@@ -110,6 +110,27 @@ impl<B: Backend> ForwardProcess<B> {
         self.scales(t).noise(PredictionTarget::Velocity, x_t, v)
     }
 
+    /// Min-SNR-γ loss weights (Hang et al. 2023), one per sample: the weight that turns each
+    /// sample's loss on a `kind` output into an error on x_0 weighted min(SNR_t, γ), with
+    /// SNR_t = alpha_bar_t / (1 - alpha_bar_t). Nearly clean timesteps, whose high SNR would
+    /// otherwise dominate, are capped, so training spends itself where the image's shape forms.
+    pub fn min_snr_weights(
+        &self,
+        kind: PredictionTarget,
+        t: Tensor<B, 1, Int>,
+        gamma: f64,
+    ) -> Tensor<B, 1> {
+        let scales = self.scales::<1>(t);
+        let snr = scales.signal.powi_scalar(2) / scales.noise.powi_scalar(2);
+        let capped = snr.clone().clamp_max(gamma);
+        match kind {
+            // An error on the noise is one on x_0 times SNR; on v, times SNR + 1.
+            PredictionTarget::Noise => capped / snr,
+            PredictionTarget::Sample => capped,
+            PredictionTarget::Velocity => capped / snr.add_scalar(1.0),
+        }
+    }
+
     /// sqrt(alpha_bar_t) and sqrt(1 - alpha_bar_t) gathered for each sample, shaped
     /// `[N, 1, ..., 1]` to broadcast over a rank-`D` batch.
     pub(crate) fn scales<const D: usize>(&self, t: Tensor<B, 1, Int>) -> Scales<Tensor<B, D>> {

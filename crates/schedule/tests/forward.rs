@@ -217,3 +217,56 @@ fn target_conversions_round_trip() {
         close(&format!("{kind:?} noise"), noise_hat, &noise);
     }
 }
+
+/// Min-SNR-γ's weights make every kind of error count as min(SNR, γ) times the same error on
+/// x_0: an estimate x̂_0 = x_0 + δ, expressed as each kind of output, has its squared error
+/// times the kind's weight equal to min(SNR_t, γ)·δ², on both sides of the cap.
+#[test]
+fn min_snr_weights_count_every_target_as_capped_snr_on_x0() {
+    let device = Default::default();
+    let schedule = NoiseScheduleConfig::new().init().unwrap();
+    let forward = schedule.forward_process::<B>(&device);
+    let steps = [0_i64, 40, 150, 299];
+    let t = timesteps(&steps);
+    let shape = [steps.len(), 1, 1, 2];
+    let tensor = |v: &[f32]| Tensor::<B, 4>::from_data(TensorData::new(v.to_vec(), shape), &device);
+    let x0 = tensor(&[0.5, -0.25, 0.75, 0.0, -1.0, 0.25, 0.1, -0.6]);
+    let noise = tensor(&[1.2, -0.3, 0.4, -2.0, 0.7, 0.05, -1.1, 0.9]);
+    let delta = tensor(&[0.1, -0.2, 0.05, 0.3, -0.15, 0.1, 0.2, -0.05]);
+    let x_t = forward.q_sample_with_noise(x0.clone(), t.clone(), noise.clone());
+    let x0_hat = x0.clone() + delta.clone();
+    let noise_hat = forward.noise_from_x0(x_t.clone(), x0_hat.clone(), t.clone());
+    let gamma = 5.0;
+    let delta_sq: Vec<f32> = values(delta.powi_scalar(2).sum_dim(3).reshape([steps.len()]));
+    let cases = [
+        (PredictionTarget::Noise, noise_hat.clone(), noise.clone()),
+        (PredictionTarget::Sample, x0_hat.clone(), x0.clone()),
+        (
+            PredictionTarget::Velocity,
+            forward.velocity(x0_hat, noise_hat, t.clone()),
+            forward.velocity(x0, noise, t.clone()),
+        ),
+    ];
+    for (kind, output, target) in cases {
+        let weights = values(forward.min_snr_weights(kind, t.clone(), gamma));
+        let err = values(
+            (output - target)
+                .powi_scalar(2)
+                .sum_dim(3)
+                .reshape([steps.len()]),
+        );
+        for (i, &step) in steps.iter().enumerate() {
+            let alpha_bar = schedule.alphas_cumprod[step as usize];
+            let snr = alpha_bar / (1.0 - alpha_bar);
+            let want = snr.min(gamma) * delta_sq[i] as f64;
+            let got = weights[i] as f64 * err[i] as f64;
+            assert!(
+                (got - want).abs() <= 1e-3 * want,
+                "{kind:?} at t = {step}: {got} vs {want}"
+            );
+        }
+    }
+    // Both sides of the cap are covered: the cleanest step is capped, the noisiest is not.
+    let snr = |t: usize| schedule.alphas_cumprod[t] / (1.0 - schedule.alphas_cumprod[t]);
+    assert!(snr(0) > gamma && snr(299) < gamma);
+}

@@ -35,13 +35,15 @@ pub use checkpoint::{
     CheckpointState, RunIndex, checkpoint_name, read_state, remove_staging_leftovers,
     resolve_checkpoint,
 };
-pub use config::{EmaConfig, FidConfig, LossKind, OptimizerConfig, Preset, TrainConfig};
+pub use config::{
+    EmaConfig, FidConfig, LossKind, LossWeighting, LrDecay, OptimizerConfig, Preset, TrainConfig,
+};
 pub use ema::{ema_decay, update_ema};
 pub use error::TrainError;
 pub use inference::{
     Imported, LoadedModel, import_seed_checkpoint, load_model, save_model_checkpoint,
 };
-pub use loss::loss;
+pub use loss::{loss, weighted_loss};
 pub use optimizer::{AdamRecord, ThreadedAdam};
 pub use pipeline::{GAP, Pipeline, grid, noised_frames, strip};
 pub use plot::{LossPoint, loss_curve};

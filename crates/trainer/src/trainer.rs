@@ -17,9 +17,9 @@ use crate::checkpoint::{
     CheckpointState, Save, checkpoint_name, load_record, read_state, recorder, resolve_checkpoint,
 };
 use crate::ema::update_ema;
-use crate::loss::loss;
+use crate::loss::{loss, weighted_loss};
 use crate::optimizer::ThreadedAdam;
-use crate::{TrainConfig, TrainError};
+use crate::{LossWeighting, TrainConfig, TrainError};
 
 /// A model being trained on backend `B`: its weights, Adam's state, the EMA copy and the step
 /// count, with the tables it computes with.
@@ -147,17 +147,21 @@ impl<B: AutodiffBackend> Trainer<B> {
         let (x_t, noise) = forward.q_sample(x0.clone(), t.clone());
         let target = forward.target(self.config.prediction, x0, noise, t.clone());
         let ops = self.ops.training.with_precision(self.config.precision);
-        let output = model.predict_with(&ops, x_t, t);
-        loss(self.config.loss, output, target)
+        let output = model.predict_with(&ops, x_t, t.clone());
+        match self.config.loss_weighting {
+            LossWeighting::Uniform => loss(self.config.loss, output, target),
+            LossWeighting::MinSnr { gamma } => {
+                let weights = forward.min_snr_weights(self.config.prediction, t, gamma);
+                weighted_loss(self.config.loss, output, target, weights)
+            }
+        }
     }
 
-    /// The learning rate of the next step: a linear warm-up to the recipe's rate.
+    /// The learning rate of the next step: the recipe's warm-up and decay.
     pub fn learning_rate(&self) -> f64 {
-        let o = &self.config.optimizer;
-        match o.warmup_steps {
-            0 => o.learning_rate,
-            warmup => o.learning_rate * ((self.step + 1) as f64 / warmup as f64).min(1.0),
-        }
+        self.config
+            .optimizer
+            .learning_rate_at(self.step, self.config.steps)
     }
 
     /// Optimiser steps done, those before a resume included.

@@ -11,8 +11,8 @@ use ddpm_dataset::DataSource;
 use ddpm_ops::{AdamOps, Ops, TrainingOps};
 use ddpm_schedule::NoiseScheduleConfig;
 use ddpm_trainer::{
-    LossKind, OptimizerConfig, RunIndex, TrainConfig, TrainError, TrainOptions, TrainReport,
-    Trainer,
+    LossKind, LrDecay, OptimizerConfig, RunIndex, TrainConfig, TrainError, TrainOptions,
+    TrainReport, Trainer,
 };
 use ddpm_unet::{Denoiser, DenoiserConfig, SimpleUnetConfig};
 
@@ -113,6 +113,7 @@ fn tiny_config(data: &Path, steps: u64) -> TrainConfig {
             warmup_steps: 0,
             grad_clip_norm: Some(1.0),
             epsilon: 1e-8,
+            decay: LrDecay::Constant,
         },
         ema: Some(ddpm_trainer::EmaConfig {
             decay: 0.99,

@@ -15,6 +15,7 @@ real test digits, brought the same way, it is confident and right on: the ceilin
 Usage: python xtask/scripts/digit_check.py <workspace root> <folder of PNGs> [--size N]
 """
 
+import argparse
 import gzip
 import sys
 from pathlib import Path
@@ -97,14 +98,13 @@ def classifier(root: Path, size: int | None) -> nn.Module:
 
 
 def main() -> None:
-    args = sys.argv[1:]
-    size = None
-    if "--size" in args:
-        at = args.index("--size")
-        size = int(args[at + 1])
-        del args[at : at + 2]
-    root, folder = Path(args[0]).resolve(), Path(args[1])
-    model = classifier(root, size)
+    parser = argparse.ArgumentParser(description="Counts the recognisable digits in a folder.")
+    parser.add_argument("root", type=Path, help="the workspace root")
+    parser.add_argument("folder", type=Path, help="a folder of PNG samples")
+    parser.add_argument("--size", type=int, help="the samples' side, when not 28 px")
+    args = parser.parse_args()
+    root, folder = args.root.resolve(), args.folder
+    model = classifier(root, args.size)
     files = sorted(folder.glob("*.png"))
     if not files:
         sys.exit(f"no PNG files in {folder}")

@@ -83,7 +83,8 @@ pub enum LrDecay {
 
 impl OptimizerConfig {
     /// The rate of the step that follows `done` steps of a run of `total`: linear warm-up, then
-    /// the decay.
+    /// the decay. A pure function of the step, so a resumed run needs no scheduler state (burn's
+    /// `CosineAnnealingLrScheduler` keeps a counter of its own and restarts after its span).
     pub fn learning_rate_at(&self, done: u64, total: u64) -> f64 {
         let step = done + 1;
         if step < self.warmup_steps {

@@ -44,9 +44,12 @@ pub struct BackendArgs {
     /// Convolutions and skip concatenations by ddpm-flex's kernels (flex; default on).
     #[arg(long, value_parser = BoolishValueParser::new())]
     own_conv: Option<bool>,
-    /// ReLU + BatchNorm by ddpm-flex's one-pass kernels (flex; default on).
+    /// ReLU + BatchNorm and GroupNorm + SiLU by ddpm-flex's kernels (flex; default on).
     #[arg(long, value_parser = BoolishValueParser::new())]
     own_norm: Option<bool>,
+    /// Attention by ddpm-flex's kernels (flex; default on).
+    #[arg(long, value_parser = BoolishValueParser::new())]
+    own_attention: Option<bool>,
     /// Adam's step by ddpm-flex's one-pass kernel, burn's values to the bit (flex; default on).
     #[arg(long, value_parser = BoolishValueParser::new())]
     own_adam: Option<bool>,
@@ -67,6 +70,7 @@ impl BackendArgs {
             batch_gathering: self.batch_gathering.unwrap_or(selected.on_cpu()),
             own_conv: own(self.own_conv),
             own_norm: own(self.own_norm),
+            own_attention: own(self.own_attention),
             own_adam: own(self.own_adam),
         }
     }
@@ -79,8 +83,10 @@ pub struct Kernels {
     pub batch_gathering: bool,
     /// ddpm-flex's convolutions and skip concatenations (flex only).
     pub own_conv: bool,
-    /// ddpm-flex's ReLU + BatchNorm (flex only).
+    /// ddpm-flex's ReLU + BatchNorm and GroupNorm + SiLU (flex only).
     pub own_norm: bool,
+    /// ddpm-flex's attention (flex only).
+    pub own_attention: bool,
     /// ddpm-flex's one-pass Adam step (flex only).
     pub own_adam: bool,
 }
@@ -107,6 +113,7 @@ fn flex_kernels(kernels: &Kernels) -> FlexKernels {
     FlexKernels {
         conv: kernels.own_conv,
         norm: kernels.own_norm,
+        attention: kernels.own_attention,
         adam: kernels.own_adam,
         gathering: kernels.batch_gathering,
     }

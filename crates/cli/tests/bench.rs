@@ -37,6 +37,7 @@ fn reports_one_step_and_whether_the_batch_was_gathered() {
     // ndarray has no kernels of ours.
     assert_eq!(result["own_conv"], false);
     assert_eq!(result["own_norm"], false);
+    assert_eq!(result["own_attention"], false);
     assert_eq!(result["own_adam"], false);
 }
 
@@ -46,6 +47,7 @@ fn flex_runs_on_this_projects_kernels_unless_told_not_to() {
     assert_eq!(result["backend"], "flex-f32");
     assert_eq!(result["own_conv"], true);
     assert_eq!(result["own_norm"], true);
+    assert_eq!(result["own_attention"], true);
     let off = bench(&["--backend", "flex", "--own-conv", "off"]);
     assert_eq!(
         (&off["own_conv"], &off["own_norm"]),

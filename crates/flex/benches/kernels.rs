@@ -8,7 +8,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::ops::PaddedConvOptions;
 use burn::tensor::{Distribution, Tensor};
 use ddpm_flex::{Flex, FlexAutodiff, FlexKernels};
-use ddpm_ops::{AdamConstants, Ops};
+use ddpm_ops::{AdamConstants, GroupNormOptions, Ops};
 
 /// Median seconds of `reps` runs of `f`, after one untimed run.
 fn time(reps: usize, mut f: impl FnMut()) -> f64 {
@@ -36,6 +36,39 @@ fn conv_step(ops: &Ops<FlexAutodiff>, [n, cin, cout, side, kernel, stride]: [usi
     let options = PaddedConvOptions::asymmetric([stride; 2], [1, 1], [1, 1], [1, 1], 1);
     let y = (ops.conv2d)(x, w, Some(b), options);
     let _ = y.sum().backward();
+}
+
+/// The paper U-Net's GroupNorm + SiLU forward and backward through `ops` (32 groups).
+fn group_norm_step(ops: &Ops<FlexAutodiff>, [n, c, side]: [usize; 3]) {
+    let x = normal::<FlexAutodiff, 4>([n, c, side, side]).require_grad();
+    let gamma = normal::<FlexAutodiff, 1>([c]).require_grad();
+    let beta = normal::<FlexAutodiff, 1>([c]).require_grad();
+    let options = GroupNormOptions {
+        groups: 32,
+        epsilon: 1e-6,
+        silu: true,
+    };
+    let _ = (ops.group_norm)(x, gamma, beta, options).sum().backward();
+}
+
+/// The paper U-Net's attention forward and backward through `ops`, `[N, C, L]`.
+fn attention_step(ops: &Ops<FlexAutodiff>, shape: [usize; 3]) {
+    let input = || normal::<FlexAutodiff, 3>(shape).require_grad();
+    let _ = (ops.attention)(input(), input(), input()).sum().backward();
+}
+
+/// A convolution's inference pass through `ops` (inputs made before the timing starts), with
+/// `kernel − 1` padding split evenly.
+fn conv_forward(ops: &Ops<Flex>, [n, cin, cout, side, kernel, stride]: [usize; 6]) -> impl FnMut() {
+    let x = normal::<Flex, 4>([n, cin, side, side]);
+    let w = normal::<Flex, 4>([cout, cin, kernel, kernel]);
+    let b = normal::<Flex, 1>([cout]);
+    let pad = kernel / 2;
+    let options = PaddedConvOptions::asymmetric([stride; 2], [pad; 2], [pad; 2], [1, 1], 1);
+    let conv2d = ops.conv2d;
+    move || {
+        let _ = conv2d(x.clone(), w.clone(), Some(b.clone()), options.clone()).into_data();
+    }
 }
 
 /// SimpleUnet's ReLU + BatchNorm forward and backward through `ops`.
@@ -75,12 +108,61 @@ fn main() {
             report(name, burn, time(5, || conv_step(&ours.training, shape)));
         }
     }
+    // The paper U-Net's inference convolutions at batch 8, with their GFLOP/s.
+    let paper_convs = [
+        [8, 128, 128, 32, 3, 1],
+        [8, 256, 128, 32, 3, 1],
+        [8, 256, 256, 16, 3, 1],
+        [8, 512, 256, 16, 3, 1],
+        [8, 256, 256, 8, 3, 1],
+        [8, 256, 256, 4, 3, 1],
+        [8, 256, 256, 16, 1, 1],
+        [8, 256, 128, 32, 1, 1],
+    ];
+    let inference = FlexKernels::default().inference();
+    for shape in paper_convs {
+        let name = format!("paper conv {shape:?} fwd");
+        if runs(&name) {
+            let burn = time(5, conv_forward(&Ops::burn(), shape));
+            let ours = time(5, conv_forward(&inference, shape));
+            let [n, cin, cout, side, kernel, _] = shape;
+            let flops = 2.0 * (n * cin * cout * side * side * kernel * kernel) as f64;
+            report(name, burn, ours);
+            println!(
+                "{:<44} {:>10.1} {:>10.1}",
+                "  GFLOP/s",
+                flops / burn / 1e9,
+                flops / ours / 1e9
+            );
+        }
+    }
     for shape in [[64, 32, 16], [8, 128, 32]] {
         let name = format!("relu+batchnorm {shape:?} fwd+bwd");
         if runs(&name) {
             let burn = time(5, || norm_step(&burns, shape));
             report(name, burn, time(5, || norm_step(&ours.training, shape)));
         }
+    }
+    for shape in [[8, 128, 32], [8, 256, 16]] {
+        let name = format!("groupnorm+silu {shape:?} fwd+bwd");
+        if runs(&name) {
+            let burn = time(5, || group_norm_step(&burns, shape));
+            report(
+                name,
+                burn,
+                time(5, || group_norm_step(&ours.training, shape)),
+            );
+        }
+    }
+    let shape = [8, 256, 256];
+    let name = format!("attention {shape:?} fwd+bwd");
+    if runs(&name) {
+        let burn = time(5, || attention_step(&burns, shape));
+        report(
+            name,
+            burn,
+            time(5, || attention_step(&ours.training, shape)),
+        );
     }
     let name = "adam step, 9.4M values".to_string();
     if runs(&name) {

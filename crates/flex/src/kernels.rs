@@ -5,7 +5,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use ddpm_ops::{AdamOps, Ops, TrainingOps};
 
 use crate::tensor::{Flex, FlexAutodiff};
-use crate::{adam, concat, conv, gather, norm};
+use crate::{adam, attention, concat, conv, gather, group_norm, norm};
 
 /// Which of this crate's kernels the flex tables use; what is off is burn's operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,8 +13,11 @@ pub struct FlexKernels {
     /// Convolutions and transposed convolutions by batch-parallel kernels with their own backward
     /// pass, and skip concatenations with a parallel backward pass.
     pub conv: bool,
-    /// SimpleUnet's ReLU + BatchNorm in one parallel pass each way.
+    /// Normalisations in parallel passes: SimpleUnet's ReLU + BatchNorm (one each way) and the
+    /// paper U-Net's GroupNorm + SiLU (two each way).
     pub norm: bool,
+    /// Attention as batched products over strided views with a fused softmax, each way.
+    pub attention: bool,
     /// Adam's step in one parallel pass per parameter (burn's values to the bit).
     pub adam: bool,
     /// Narrow deep layers as one matrix product over the batch, where that beats the
@@ -28,6 +31,7 @@ impl Default for FlexKernels {
         Self {
             conv: true,
             norm: true,
+            attention: true,
             adam: true,
             gathering: true,
         }
@@ -43,6 +47,10 @@ impl FlexKernels {
         }
         if self.norm {
             ops.relu_scale_shift = norm::relu_scale_shift;
+            ops.group_norm = group_norm::group_norm;
+        }
+        if self.attention {
+            ops.attention = attention::attention;
         }
         ops.adam = AdamOps {
             step: self
@@ -61,6 +69,10 @@ impl FlexKernels {
         }
         if self.norm {
             ops.relu_batch_norm = norm::relu_batch_norm;
+            ops.group_norm = group_norm::group_norm_tracked;
+        }
+        if self.attention {
+            ops.attention = attention::attention_tracked;
         }
         TrainingOps {
             training: ops,

@@ -7,6 +7,10 @@
 //!   images in parallel, with their own backward pass (the weight gradient as one product per
 //!   image instead of burn's convolution of swapped views);
 //! - SimpleUnet's ReLU + BatchNorm: one pass forward, one backward;
+//! - the paper U-Net's GroupNorm (+ SiLU): two passes each way, the SiLU's exponential
+//!   vectorised;
+//! - the paper U-Net's attention: batched products over strided views and a fused softmax,
+//!   each way;
 //! - skip concatenations: image by image, with a backward pass that hands each input a
 //!   contiguous gradient;
 //! - Adam: one pass per parameter, in place, burn's arithmetic to the bit;
@@ -25,13 +29,19 @@
 //! ```
 
 mod adam;
+mod attention;
 mod concat;
 mod conv;
+mod exp;
 mod gather;
+mod group_norm;
 mod kernels;
 mod norm;
 mod par_rows;
+mod product;
 mod tensor;
+#[cfg(test)]
+mod testing;
 
 pub use kernels::{FlexKernels, cpu_ops, cpu_training_ops, with_gathering};
 pub use tensor::{Flex, FlexAutodiff};

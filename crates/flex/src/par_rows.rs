@@ -62,6 +62,23 @@ pub fn filled_in_parallel(
     values
 }
 
+/// [`filled_in_parallel`] whose `fill` also returns a value per chunk, collected in order.
+pub fn filled_rows_in_parallel<T: Send>(
+    len: usize,
+    chunk_len: usize,
+    fill: impl Fn(usize, &mut [f32]) -> T + Sync,
+) -> (Vec<f32>, Vec<T>) {
+    let mut values = Vec::with_capacity(len);
+    let results = values.spare_capacity_mut()[..len]
+        .par_chunks_mut(chunk_len.max(1))
+        .enumerate()
+        .map(|(index, chunk)| fill(index, zeroed(chunk)))
+        .collect();
+    // SAFETY: as in `filled_in_parallel`.
+    unsafe { values.set_len(len) };
+    (values, results)
+}
+
 /// Writes zeros to `chunk` and returns it as the initialised values it now is.
 fn zeroed(chunk: &mut [MaybeUninit<f32>]) -> &mut [f32] {
     chunk.iter_mut().for_each(|value| {

@@ -152,21 +152,33 @@ fn gathering_on_ndarray_matches_burns_convolutions() {
     assert_passes_match(ours, training_pass(simple_unet::<NdarrayAutodiff>(), &burn));
 }
 
-/// SimpleUnet's prediction (inference mode: running statistics) through the flex inference
-/// table against burn-ndarray's.
+/// Both models' predictions (SimpleUnet in inference mode: running statistics) through the flex
+/// inference table against burn-ndarray's.
 #[test]
-fn simple_unet_predictions_match_ndarrays() {
-    fn predict<K: Backend>(ops: &Ops<K>) -> Vec<f32> {
+fn predictions_of_both_models_match_ndarrays() {
+    fn predict<K: Backend, M: NoisePredictor<K>>(model: M, ops: &Ops<K>) -> Vec<f32> {
         let device = Default::default();
         let x = TensorData::new(values(2 * 3 * 16 * 16, 1.0).collect(), [2, 3, 16, 16]);
         let t = Tensor::from_data(TensorData::new(vec![5i64, 250], [2]), &device);
-        let output = simple_unet::<K>().predict_with(ops, Tensor::from_data(x, &device), t);
+        let output = model.predict_with(ops, Tensor::from_data(x, &device), t);
         output.into_data().to_vec().unwrap()
     }
-    let ours = predict::<Flex>(&FlexKernels::default().inference());
-    let (error, scale) = error_and_scale(&ours, &predict::<Ndarray>(&Ops::burn()));
-    assert!(
-        scale > 0.0 && error <= 1e-5 * scale,
-        "error {error} at scale {scale}"
-    );
+    let flex = FlexKernels::default().inference();
+    let pairs = [
+        (
+            predict(simple_unet::<Flex>(), &flex),
+            predict(simple_unet::<Ndarray>(), &Ops::burn()),
+        ),
+        (
+            predict(paper_unet::<Flex>(), &flex),
+            predict(paper_unet::<Ndarray>(), &Ops::burn()),
+        ),
+    ];
+    for (ours, reference) in pairs {
+        let (error, scale) = error_and_scale(&ours, &reference);
+        assert!(
+            scale > 0.0 && error <= 1e-5 * scale,
+            "error {error} at scale {scale}"
+        );
+    }
 }

@@ -8,88 +8,11 @@
 //! with `K = Cin·kh·kw` and `P = out_h·out_w`. A transposed convolution is the same three with
 //! the roles swapped (its forward pass is a convolution's input gradient).
 
-use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::im2col::{Geometry, Patches};
 use crate::par_rows::{Layout, filled_in_parallel};
-
-/// A row-major matrix operand: the values, and the steps between rows and between columns.
-#[derive(Clone, Copy)]
-struct Operand<'a> {
-    values: &'a [f32],
-    row_step: usize,
-    column_step: usize,
-}
-
-impl<'a> Operand<'a> {
-    fn rows(values: &'a [f32], columns: usize) -> Self {
-        Self {
-            values,
-            row_step: columns,
-            column_step: 1,
-        }
-    }
-
-    /// The transpose of a row-major matrix with `columns` columns.
-    fn transposed(values: &'a [f32], columns: usize) -> Self {
-        Self {
-            values,
-            row_step: 1,
-            column_step: columns,
-        }
-    }
-
-    fn covers(&self, rows: usize, columns: usize) -> bool {
-        (rows - 1) * self.row_step + (columns - 1) * self.column_step < self.values.len()
-    }
-}
-
-/// `out [m, n] (+)= lhs [m, k] × rhs [k, n]`, `out` row-major; adds when `accumulate`.
-fn matmul(
-    out: &mut [f32],
-    [m, n, k]: [usize; 3],
-    lhs: Operand,
-    rhs: Operand,
-    accumulate: bool,
-    parallelism: Parallelism,
-) {
-    assert!(m > 0 && n > 0 && k > 0 && out.len() >= m * n);
-    assert!(lhs.covers(m, k) && rhs.covers(k, n));
-    // SAFETY: the assertions keep every index gemm computes from these sizes and steps inside
-    // the three slices, and `out` is borrowed mutably, so it aliases neither operand.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            out.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            lhs.values.as_ptr(),
-            lhs.column_step as isize,
-            lhs.row_step as isize,
-            rhs.values.as_ptr(),
-            rhs.column_step as isize,
-            rhs.row_step as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        );
-    }
-}
-
-/// With fewer images than threads, each product uses the threads; otherwise the images do.
-fn product_parallelism(images: usize) -> Parallelism {
-    match images < rayon::current_num_threads() {
-        true => Parallelism::Rayon(0),
-        false => Parallelism::None,
-    }
-}
+use crate::product::{Operand, matmul, product_parallelism};
 
 /// `x` `[N, Cin, H, W]`, `weight` `[Cout, Cin, kh, kw]` → `[N, Cout, out_h, out_w]`.
 pub fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, g: &Geometry) -> Vec<f32> {

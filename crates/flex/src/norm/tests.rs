@@ -3,33 +3,9 @@
 
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Distribution, Tensor};
 
 use super::*;
-
-fn normal<K: Backend, const D: usize>(shape: [usize; D]) -> Tensor<K, D> {
-    Tensor::random(shape, Distribution::Normal(0.0, 1.0), &Default::default())
-}
-
-/// `ours` and `reference` agree to 1e-5 of the largest magnitude of `reference`.
-fn assert_close<K: Backend, const D: usize>(
-    ours: Tensor<K, D>,
-    reference: Tensor<K, D>,
-    what: &str,
-) {
-    assert_eq!(ours.dims(), reference.dims(), "{what}");
-    let ours = ours.into_data().to_vec::<f32>().unwrap();
-    let reference = reference.into_data().to_vec::<f32>().unwrap();
-    let scale = reference.iter().fold(0f32, |max, v| max.max(v.abs()));
-    let error = ours
-        .iter()
-        .zip(&reference)
-        .fold(0f32, |max, (a, b)| max.max((a - b).abs()));
-    assert!(
-        scale > 0.0 && error <= 1e-5 * scale,
-        "{what}: error {error} at scale {scale}"
-    );
-}
+use crate::testing::{assert_close, normal};
 
 /// Per channel of `[N, C, H, W]`: the mean over the other axes, `[C]`.
 fn channel_mean<K: Backend>(v: Tensor<K, 4>) -> Tensor<K, 1> {
@@ -73,9 +49,9 @@ fn check_training(shape: [usize; 4]) {
     let offset = normal([n, c]).require_grad();
     let ours = relu_batch_norm(x.clone(), gamma.clone(), offset.clone(), epsilon);
     let expected = reference(x.clone(), gamma.clone(), offset.clone(), epsilon);
-    assert_close(ours.output.clone(), expected.output.clone(), "output");
-    assert_close(ours.mean, expected.mean.detach(), "mean");
-    assert_close(ours.variance, expected.variance.detach(), "variance");
+    assert_close(ours.output.clone(), expected.output.clone(), 1e-5, "output");
+    assert_close(ours.mean, expected.mean.detach(), 1e-5, "mean");
+    assert_close(ours.variance, expected.variance.detach(), 1e-5, "variance");
 
     let loss_weights = normal::<FlexAutodiff, 4>(shape);
     let our_grads = (ours.output * loss_weights.clone()).sum().backward();
@@ -84,16 +60,19 @@ fn check_training(shape: [usize; 4]) {
     assert_close(
         grad(&x, &our_grads),
         grad(&x, &expected_grads),
+        1e-5,
         "x gradient",
     );
     assert_close(
         gamma.grad(&our_grads).unwrap(),
         gamma.grad(&expected_grads).unwrap(),
+        1e-5,
         "gamma gradient",
     );
     assert_close(
         offset.grad(&our_grads).unwrap(),
         offset.grad(&expected_grads).unwrap(),
+        1e-5,
         "offset gradient",
     );
 }
@@ -125,5 +104,5 @@ fn inference_matches_burns_operations() {
     let (scale, offset) = (normal::<Flex, 1>([5]), normal::<Flex, 2>([3, 5]));
     let ours = relu_scale_shift(x.clone(), scale.clone(), offset.clone());
     let expected = relu(x) * scale.reshape([1, 5, 1, 1]) + offset.reshape([3, 5, 1, 1]);
-    assert_close(ours, expected, "output");
+    assert_close(ours, expected, 1e-5, "output");
 }

@@ -50,6 +50,9 @@ pub struct BackendArgs {
     /// Attention by ddpm-flex's kernels (flex; default on).
     #[arg(long, value_parser = BoolishValueParser::new())]
     own_attention: Option<bool>,
+    /// Dropout by ddpm-flex's one-pass kernel, its own draws from burn's seed (flex; default on).
+    #[arg(long, value_parser = BoolishValueParser::new())]
+    own_dropout: Option<bool>,
     /// Adam's step by ddpm-flex's one-pass kernel, burn's values to the bit (flex; default on).
     #[arg(long, value_parser = BoolishValueParser::new())]
     own_adam: Option<bool>,
@@ -71,6 +74,7 @@ impl BackendArgs {
             own_conv: own(self.own_conv),
             own_norm: own(self.own_norm),
             own_attention: own(self.own_attention),
+            own_dropout: own(self.own_dropout),
             own_adam: own(self.own_adam),
         }
     }
@@ -87,6 +91,8 @@ pub struct Kernels {
     pub own_norm: bool,
     /// ddpm-flex's attention (flex only).
     pub own_attention: bool,
+    /// ddpm-flex's dropout (flex only).
+    pub own_dropout: bool,
     /// ddpm-flex's one-pass Adam step (flex only).
     pub own_adam: bool,
 }
@@ -114,6 +120,7 @@ fn flex_kernels(kernels: &Kernels) -> FlexKernels {
         conv: kernels.own_conv,
         norm: kernels.own_norm,
         attention: kernels.own_attention,
+        dropout: kernels.own_dropout,
         adam: kernels.own_adam,
         gathering: kernels.batch_gathering,
     }

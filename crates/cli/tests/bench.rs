@@ -38,6 +38,7 @@ fn reports_one_step_and_whether_the_batch_was_gathered() {
     assert_eq!(result["own_conv"], false);
     assert_eq!(result["own_norm"], false);
     assert_eq!(result["own_attention"], false);
+    assert_eq!(result["own_dropout"], false);
     assert_eq!(result["own_adam"], false);
 }
 
@@ -48,6 +49,7 @@ fn flex_runs_on_this_projects_kernels_unless_told_not_to() {
     assert_eq!(result["own_conv"], true);
     assert_eq!(result["own_norm"], true);
     assert_eq!(result["own_attention"], true);
+    assert_eq!(result["own_dropout"], true);
     let off = bench(&["--backend", "flex", "--own-conv", "off"]);
     assert_eq!(
         (&off["own_conv"], &off["own_norm"]),

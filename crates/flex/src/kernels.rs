@@ -5,7 +5,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use ddpm_ops::{AdamOps, Ops, TrainingOps};
 
 use crate::tensor::{Flex, FlexAutodiff};
-use crate::{adam, attention, concat, conv, gather, group_norm, norm};
+use crate::{adam, attention, concat, conv, dropout, gather, group_norm, norm};
 
 /// Which of this crate's kernels the flex tables use; what is off is burn's operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +18,9 @@ pub struct FlexKernels {
     pub norm: bool,
     /// Attention as batched products over strided views with a fused softmax, each way.
     pub attention: bool,
+    /// Dropout in one parallel pass each way, the mask hashed from a seed that burn's random
+    /// state draws (other draws than burn's `Dropout`).
+    pub dropout: bool,
     /// Adam's step in one parallel pass per parameter (burn's values to the bit).
     pub adam: bool,
     /// Narrow deep layers as one matrix product over the batch, where that beats the
@@ -32,6 +35,7 @@ impl Default for FlexKernels {
             conv: true,
             norm: true,
             attention: true,
+            dropout: true,
             adam: true,
             gathering: true,
         }
@@ -73,6 +77,9 @@ impl FlexKernels {
         }
         if self.attention {
             ops.attention = attention::attention_tracked;
+        }
+        if self.dropout {
+            ops.dropout = dropout::dropout_tracked;
         }
         TrainingOps {
             training: ops,

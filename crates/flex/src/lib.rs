@@ -11,6 +11,7 @@
 //!   vectorised;
 //! - the paper U-Net's attention: batched products over strided views and a fused softmax,
 //!   each way;
+//! - dropout while training: one pass each way, the mask hashed from the index and a seed;
 //! - skip concatenations: image by image, with a backward pass that hands each input a
 //!   contiguous gradient;
 //! - Adam: one pass per parameter, in place, burn's arithmetic to the bit;
@@ -32,6 +33,7 @@ mod adam;
 mod attention;
 mod concat;
 mod conv;
+mod dropout;
 mod exp;
 mod gather;
 mod group_norm;

@@ -19,7 +19,7 @@
 //!   [`relu_scale_shift`](Ops::relu_scale_shift) (inference): SimpleUnet's ReLU + BatchNorm;
 //! - [`concat_channels`](Ops::concat_channels): skip connections;
 //! - [`group_norm`](Ops::group_norm) (with an optional SiLU after it) and
-//!   [`attention`](Ops::attention): the DDPM paper's U-Net;
+//!   [`attention`](Ops::attention) and [`dropout`](Ops::dropout): the DDPM paper's U-Net;
 //! - [`adam`](Ops::adam): how Adam steps this backend's parameters.
 //!
 //! [`Ops::with_precision`] makes a table's convolutions and attention compute in bf16 with f32
@@ -28,6 +28,7 @@
 mod adam;
 mod attention;
 mod conv;
+mod dropout;
 mod norm;
 mod precision;
 
@@ -37,6 +38,7 @@ use burn::tensor::{Tensor, module};
 pub use adam::{AdamConstants, AdamOps, AdamStepFn};
 pub use attention::{AttentionFn, attention};
 pub use conv::{Conv2dFn, ConvTranspose2dFn};
+pub use dropout::{DropoutFn, dropout};
 pub use norm::{
     GroupNormFn, GroupNormOptions, NormalizedBatch, ReluBatchNormFn, ReluScaleShiftFn, group_norm,
     relu_batch_norm, relu_scale_shift,
@@ -71,6 +73,8 @@ pub struct Ops<B: Backend> {
     pub group_norm: GroupNormFn<B>,
     /// Single-head self-attention over the pixels ([`attention`]).
     pub attention: AttentionFn<B>,
+    /// Dropout while training ([`dropout`]).
+    pub dropout: DropoutFn<B>,
     /// How Adam steps this backend's parameters.
     pub adam: AdamOps<B>,
 }
@@ -86,6 +90,7 @@ impl<B: Backend> Ops<B> {
             concat_channels: concat_channels::<B>,
             group_norm: group_norm::<B>,
             attention: attention::<B>,
+            dropout: dropout::<B>,
             adam: AdamOps::default(),
         }
     }

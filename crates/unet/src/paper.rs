@@ -283,7 +283,7 @@ impl<B: Backend> ResBlock<B> {
         let [n, c] = [h.dims()[0], h.dims()[1]];
         let h = h + self.temb_proj.forward(silu(temb)).reshape([n, c, 1, 1]);
         let h = group_norm(ops, &self.norm2, h, true);
-        let h = conv2d(ops, &self.conv2, self.dropout.forward(h));
+        let h = conv2d(ops, &self.conv2, (ops.dropout)(h, self.dropout.prob));
         let shortcut = match &self.nin_shortcut {
             Some(conv) => conv2d(ops, conv, x),
             None => x,

@@ -280,8 +280,12 @@ impl<B: Backend> ResBlock<B> {
             &self.conv1,
             group_norm(ops, &self.norm1, x.clone(), true),
         );
-        let [n, c] = [h.dims()[0], h.dims()[1]];
-        let h = h + self.temb_proj.forward(silu(temb)).reshape([n, c, 1, 1]);
+        let shape = h.dims();
+        let [n, c, height, width] = shape;
+        // Added as `[N, C, H·W] + [N, C, 1]`: a value per contiguous row, which CPU backends
+        // broadcast without a strided walk over `[1, 1, H, W]`.
+        let temb = self.temb_proj.forward(silu(temb)).reshape([n, c, 1]);
+        let h = (h.reshape([n, c, height * width]) + temb).reshape(shape);
         let h = group_norm(ops, &self.norm2, h, true);
         let h = conv2d(ops, &self.conv2, (ops.dropout)(h, self.dropout.prob));
         let shortcut = match &self.nin_shortcut {

@@ -8,11 +8,13 @@ use clap::Args;
 use ddpm_dataset::DataSource;
 use ddpm_eval::{Comparison, FeatureStats, FidInception};
 use ddpm_ops::Ops;
-use ddpm_trainer::{SampledFrom, checkpoint_stats, read_state, resolve_checkpoint, source_stats};
+use ddpm_trainer::{
+    SampledFrom, checkpoint_stats, image_progress, read_state, resolve_checkpoint, source_stats,
+};
 use serde::Serialize;
 
 use crate::backend::{BackendArgs, Tables};
-use crate::sample::{SamplerArgs, progress};
+use crate::sample::SamplerArgs;
 use crate::with_backend;
 
 /// Arguments of `ddpm eval`.
@@ -127,7 +129,7 @@ fn evaluate<B: Tables>(args: &EvalArgs, ops: &Ops<B>, device: &B::Device) -> any
                 .config
                 .schedule
                 .num_timesteps;
-            let bar = progress(args.count as u64, "sampled and measured");
+            let bar = image_progress(args.count as u64, "sampled and measured");
             let (stats, from) = checkpoint_stats(
                 checkpoint,
                 !args.no_ema,
@@ -173,7 +175,7 @@ fn folder_stats<B: Tables>(
     seed: u64,
     device: &B::Device,
 ) -> anyhow::Result<FeatureStats> {
-    let bar = progress(0, &format!("measured in {}", dir.display()));
+    let bar = image_progress(0, &format!("measured in {}", dir.display()));
     let show = |done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);

@@ -6,8 +6,7 @@ use anyhow::bail;
 use clap::{Args, ValueEnum};
 use ddpm_dataset::picture::save_png;
 use ddpm_schedule::{DdimConfig, DdpmConfig, SamplerConfig, TimestepSpacing, VarianceKind};
-use ddpm_trainer::{Pipeline, grid, load_model, resolve_checkpoint, strip};
-use indicatif::{ProgressBar, ProgressStyle};
+use ddpm_trainer::{Pipeline, grid, image_progress, load_model, resolve_checkpoint, strip};
 
 use crate::backend::{BackendArgs, Tables};
 use crate::with_backend;
@@ -171,7 +170,7 @@ fn sample<B: Tables>(
         );
         return Ok(());
     }
-    let bar = progress(count as u64, "sampled");
+    let bar = image_progress(count as u64, "sampled");
     let dir = args.out_dir.as_deref();
     let shown = pipeline.write_pictures(count, args.batch, dir, GRID_AT_MOST, device, |done| {
         bar.set_position(done as u64)
@@ -188,12 +187,4 @@ fn sample<B: Tables>(
         None => println!("wrote {} ({} images)", args.out.display(), shown.len()),
     }
     Ok(())
-}
-
-/// A bar over images on a terminal; nothing elsewhere.
-pub fn progress(total: u64, what: &str) -> ProgressBar {
-    let bar = ProgressBar::new(total);
-    let template = format!("{{bar:30}} {{pos}}/{{len}} images {what}, eta {{eta}}");
-    bar.set_style(ProgressStyle::with_template(&template).expect("valid template"));
-    bar
 }

@@ -88,21 +88,11 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
             (config, run_dir)
         }
     };
-    if let Some(data) = &args.data {
-        config.data = Some(data.clone());
-    }
-    if let Some(seed) = args.seed {
-        config.seed = seed;
-    }
-    if let Some(steps) = args.steps {
-        config.steps = steps;
-    }
-    if let Some(batch_size) = args.batch_size {
-        config.batch_size = batch_size;
-    }
-    if let Some(precision) = args.precision {
-        config.precision = precision;
-    }
+    config.data = args.data.clone().or(config.data);
+    config.seed = args.seed.unwrap_or(config.seed);
+    config.steps = args.steps.unwrap_or(config.steps);
+    config.batch_size = args.batch_size.unwrap_or(config.batch_size);
+    config.precision = args.precision.unwrap_or(config.precision);
 
     let data = match &config.data {
         Some(path) => DataSource::detect(path),

@@ -51,15 +51,7 @@ pub fn filled_in_parallel(
     chunk_len: usize,
     fill: impl Fn(usize, &mut [f32]) + Sync,
 ) -> Vec<f32> {
-    let mut values = Vec::with_capacity(len);
-    values.spare_capacity_mut()[..len]
-        .par_chunks_mut(chunk_len.max(1))
-        .enumerate()
-        .for_each(|(index, chunk)| fill(index, zeroed(chunk)));
-    // SAFETY: every one of the first `len` values was written by `zeroed` (the chunks cover
-    // them); had a `fill` panicked, the panic would have left before this line.
-    unsafe { values.set_len(len) };
-    values
+    filled_rows_in_parallel(len, chunk_len, fill).0
 }
 
 /// [`filled_in_parallel`] whose `fill` also returns a value per chunk, collected in order.
@@ -74,7 +66,8 @@ pub fn filled_rows_in_parallel<T: Send>(
         .enumerate()
         .map(|(index, chunk)| fill(index, zeroed(chunk)))
         .collect();
-    // SAFETY: as in `filled_in_parallel`.
+    // SAFETY: every one of the first `len` values was written by `zeroed` (the chunks cover
+    // them); had a `fill` panicked, the panic would have left before this line.
     unsafe { values.set_len(len) };
     (values, results)
 }

@@ -45,7 +45,7 @@ pub fn forward(q: &[f32], k: &[f32], v: &[f32], shape: Shape) -> (Vec<f32>, Vec<
     for values in [q, k, v] {
         assert_eq!(values.len(), shape.images * len);
     }
-    let parallelism = product_parallelism(shape.images);
+    let (parallelism, scale) = (product_parallelism(shape.images), shape.scale());
     let weights = filled_in_parallel(shape.images * weights_len, weights_len, |n, p| {
         let (q, k) = (image(q, n, len), image(k, n, len));
         let dims = [positions, positions, shape.channels];
@@ -55,7 +55,7 @@ pub fn forward(q: &[f32], k: &[f32], v: &[f32], shape: Shape) -> (Vec<f32>, Vec<
         );
         matmul(p, dims, q, k, false, parallelism);
         p.chunks_exact_mut(positions)
-            .for_each(|row| softmax(row, shape.scale()));
+            .for_each(|row| softmax(row, scale));
     });
     let out = filled_in_parallel(shape.images * len, len, |n, out| {
         let v = Operand::rows(image(v, n, len), positions);
@@ -96,7 +96,7 @@ pub struct Gradients {
 /// The backward pass, given the inputs, the forward pass's weights and the output's gradient.
 pub fn backward([q, k, v]: [&[f32]; 3], weights: &[f32], dout: &[f32], shape: Shape) -> Gradients {
     let (len, weights_len, positions) = (shape.image_len(), shape.weights_len(), shape.positions);
-    let channels = shape.channels;
+    let (channels, scale) = (shape.channels, shape.scale());
     let parallelism = product_parallelism(shape.images);
     let total = shape.images * len;
     let (mut dq, mut dk, mut dv) = (vec![0.0; total], vec![0.0; total], vec![0.0; total]);
@@ -134,7 +134,6 @@ pub fn backward([q, k, v]: [&[f32]; 3], weights: &[f32], dout: &[f32], shape: Sh
                 .zip(p.chunks_exact(positions))
             {
                 let dot = pair_sum(ds, p, |ds, p| ds * p) as f32;
-                let scale = shape.scale();
                 ds.iter_mut()
                     .zip(p)
                     .for_each(|(ds, &p)| *ds = scale * p * (*ds - dot));

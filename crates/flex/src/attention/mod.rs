@@ -12,16 +12,19 @@ use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops};
+use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorPrimitive};
 use burn_flex::FlexTensor;
 
 use self::kernel::Shape;
 use crate::tensor::{Flex, FlexAutodiff, flex, values};
 
-/// The batch's shape, if `q`, `k` and `v` agree on it (burn's operations report it otherwise).
-fn shape_of(q: [usize; 3], k: [usize; 3], v: [usize; 3]) -> Option<Shape> {
-    let [images, channels, positions] = q;
-    (k == q && v == q).then_some(Shape {
+/// The batch's shape, if the kernel handles these inputs: f32, and `q`, `k` and `v` of one shape
+/// (burn's operations take the rest, and report a mismatch).
+fn kernel_shape<B: Backend>(q: &Tensor<B, 3>, k: &Tensor<B, 3>, v: &Tensor<B, 3>) -> Option<Shape> {
+    let dims @ [images, channels, positions] = q.dims();
+    let same = k.dims() == dims && v.dims() == dims && q.dtype() == DType::F32;
+    same.then_some(Shape {
         images,
         channels,
         positions,
@@ -34,11 +37,10 @@ pub(crate) fn attention(
     k: Tensor<Flex, 3>,
     v: Tensor<Flex, 3>,
 ) -> Tensor<Flex, 3> {
-    let dims = q.dims();
-    let shape = shape_of(dims, k.dims(), v.dims());
-    let (Some(shape), DType::F32) = (shape, q.dtype()) else {
+    let Some(shape) = kernel_shape(&q, &k, &v) else {
         return ddpm_ops::attention(q, k, v);
     };
+    let dims = q.dims();
     let [q, k, v] = [q, k, v].map(|t| t.into_primitive().tensor());
     let (out, _) = kernel::forward(&values(&q), &values(&k), &values(&v), shape);
     Tensor::from_primitive(TensorPrimitive::Float(flex(out, dims)))
@@ -50,11 +52,10 @@ pub(crate) fn attention_tracked(
     k: Tensor<FlexAutodiff, 3>,
     v: Tensor<FlexAutodiff, 3>,
 ) -> Tensor<FlexAutodiff, 3> {
-    let dims = q.dims();
-    let shape = shape_of(dims, k.dims(), v.dims());
-    let (Some(shape), DType::F32) = (shape, q.dtype()) else {
+    let Some(shape) = kernel_shape(&q, &k, &v) else {
         return ddpm_ops::attention(q, k, v);
     };
+    let dims = q.dims();
     let [q, k, v] = [q, k, v].map(|t| t.into_primitive().tensor());
     let (out, weights) = kernel::forward(
         &values(&q.primitive),

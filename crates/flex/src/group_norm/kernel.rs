@@ -13,10 +13,13 @@
 //! Sums run in f32 lanes along a row and in f64 across rows; the sigmoid's exponential is
 //! [`exp`](crate::exp::exp), which vectorises (libm's `expf` is a call per value).
 
+use burn_flex::FlexTensor;
+use ddpm_ops::GroupNormOptions;
 use rayon::prelude::*;
 
 use crate::exp::exp;
 use crate::par_rows::{Layout, filled_in_parallel, filled_rows_in_parallel, pair_sum, row_sum};
+use crate::tensor::values;
 
 /// The channels' grouping of a batch: its layout and how many groups each image's channels form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,13 +56,13 @@ pub struct GroupStatistics {
 }
 
 impl GroupStatistics {
-    /// The statistics of `x`'s groups (two passes: the variance sums squared deviations).
+    /// The statistics of `x`'s groups (two passes: the variance sums squared deviations), with
+    /// the affine step's `gamma` and `beta` and what `options` asks.
     pub fn of(
         x: &[f32],
-        gamma: Vec<f32>,
-        beta: Vec<f32>,
-        epsilon: f64,
-        silu: bool,
+        gamma: &FlexTensor,
+        beta: &FlexTensor,
+        options: GroupNormOptions,
         grouping: Grouping,
     ) -> Self {
         assert_eq!(x.len(), grouping.layout.len());
@@ -69,15 +72,18 @@ impl GroupStatistics {
             .map(|group| {
                 let mean = (row_sum(group, |v| v) / len as f64) as f32;
                 let squares = row_sum(group, |v| (v - mean) * (v - mean));
-                (mean, (1.0 / (squares / len as f64 + epsilon).sqrt()) as f32)
+                (
+                    mean,
+                    (1.0 / (squares / len as f64 + options.epsilon).sqrt()) as f32,
+                )
             })
             .unzip();
         Self {
-            gamma,
-            beta,
+            gamma: values(gamma).into_owned(),
+            beta: values(beta).into_owned(),
             mean,
             inv_std,
-            silu,
+            silu: options.silu,
         }
     }
 

@@ -48,14 +48,7 @@ pub(crate) fn group_norm(
     let x = x.into_primitive().tensor();
     let [gamma, beta] = [gamma, beta].map(|t| t.into_primitive().tensor());
     let x = values(&x);
-    let statistics = GroupStatistics::of(
-        &x,
-        values(&gamma).into_owned(),
-        values(&beta).into_owned(),
-        options.epsilon,
-        options.silu,
-        grouping,
-    );
+    let statistics = GroupStatistics::of(&x, &gamma, &beta, options, grouping);
     let y = statistics.forward(&x, grouping);
     Tensor::from_primitive(TensorPrimitive::Float(flex(y, shape)))
 }
@@ -79,10 +72,9 @@ pub(crate) fn group_norm_tracked(
     let x_values = values(&x.primitive);
     let statistics = GroupStatistics::of(
         &x_values,
-        values(&gamma.primitive).into_owned(),
-        values(&beta.primitive).into_owned(),
-        options.epsilon,
-        options.silu,
+        &gamma.primitive,
+        &beta.primitive,
+        options,
         grouping,
     );
     let y = flex(statistics.forward(&x_values, grouping), shape);

@@ -29,17 +29,18 @@ from simple_unet_fixture import SimpleUnet  # noqa: E402
 PRESETS = {
     "seed": dict(channels=(64, 128, 256, 512, 1024), image_channels=3, size=32, T=300, schedule="linear",
                  loss="l1", lr=1e-3),
-    "cpu-demo": dict(channels=(16, 32, 64), image_channels=1, size=16, T=200, schedule="cosine",
-                     loss="l2", lr=2e-3),
+    # The paper's U-Net at base 16: 1/2/2, one block a level, attention in the middle only.
+    "cpu-demo": dict(paper=dict(ch=16, mult=(1, 2, 2), blocks=1, attn=(), dropout=0.0, groups=8),
+                     image_channels=1, size=16, T=200, schedule="cosine", loss="l2", lr=2e-3, clip=1.0),
     # Ho et al.'s CIFAR-10 model (ddpm_unet_fixture.py's Unet: 35.7M parameters, dropout 0.1).
-    "ddpm-cifar10": dict(paper=True, image_channels=3, size=32, T=1000, schedule="linear", loss="l2",
+    "ddpm-cifar10": dict(paper=dict(), image_channels=3, size=32, T=1000, schedule="linear", loss="l2",
                          lr=2e-4, clip=1.0),
 }
 
 
 def build(preset):
-    if preset.get("paper"):
-        return Unet(preset["image_channels"], preset["size"])
+    if "paper" in preset:
+        return Unet(preset["image_channels"], preset["size"], **preset["paper"])
     return SimpleUnet(preset["image_channels"], preset["channels"])
 
 

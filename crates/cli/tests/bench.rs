@@ -25,7 +25,7 @@ fn reports_one_step_and_whether_the_batch_was_gathered() {
     let result = bench(&[]);
     assert_eq!(result["case"], "sample");
     assert_eq!(result["backend"], "ndarray-f32");
-    assert_eq!(result["parameters"], 236_113);
+    assert_eq!(result["parameters"], 267_313);
     assert_eq!(result["seconds"].as_array().unwrap().len(), 1);
     assert!(result["images_per_second"].as_f64().unwrap() > 0.0);
     // On by default on a CPU backend; `--batch-gathering off` turns it off.

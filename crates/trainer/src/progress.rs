@@ -176,9 +176,9 @@ fn format_duration(seconds: f64) -> String {
 
 /// A progress bar over images ("`{bar} 120/1000 images {what}, eta …`") for long sampling or
 /// feature extraction; indicatif draws it on a terminal only.
-pub fn image_progress(total: u64, what: &str) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new(total);
+pub fn image_progress(total: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total);
     let template = format!("{{bar:30}} {{pos}}/{{len}} images {what}, eta {{eta}}");
-    bar.set_style(indicatif::ProgressStyle::with_template(&template).expect("valid template"));
+    bar.set_style(ProgressStyle::with_template(&template).expect("valid template"));
     bar
 }

@@ -24,6 +24,11 @@ pub struct Shape {
 }
 
 impl Shape {
+    /// `[N, C, L]`, the dimensions of `q`, `k`, `v`, the output and their gradients.
+    pub fn dims(&self) -> [usize; 3] {
+        [self.images, self.channels, self.positions]
+    }
+
     /// Values per image of `q`, `k`, `v` or the output.
     fn image_len(&self) -> usize {
         self.channels * self.positions

@@ -40,10 +40,9 @@ pub(crate) fn attention(
     let Some(shape) = kernel_shape(&q, &k, &v) else {
         return ddpm_ops::attention(q, k, v);
     };
-    let dims = q.dims();
     let [q, k, v] = [q, k, v].map(|t| t.into_primitive().tensor());
     let (out, _) = kernel::forward(&values(&q), &values(&k), &values(&v), shape);
-    Tensor::from_primitive(TensorPrimitive::Float(flex(out, dims)))
+    Tensor::from_primitive(TensorPrimitive::Float(flex(out, shape.dims())))
 }
 
 /// Training: attention recorded for the backward pass (f32; other types by burn's operations).
@@ -55,7 +54,6 @@ pub(crate) fn attention_tracked(
     let Some(shape) = kernel_shape(&q, &k, &v) else {
         return ddpm_ops::attention(q, k, v);
     };
-    let dims = q.dims();
     let [q, k, v] = [q, k, v].map(|t| t.into_primitive().tensor());
     let (out, weights) = kernel::forward(
         &values(&q.primitive),
@@ -72,7 +70,7 @@ pub(crate) fn attention_tracked(
     let output = step
         .prepare::<NoCheckpointing>(parents)
         .compute_bound()
-        .stateless(flex(out, dims));
+        .stateless(flex(out, shape.dims()));
     Tensor::from_primitive(TensorPrimitive::Float(output))
 }
 
@@ -93,12 +91,7 @@ impl Backward<Flex, 3> for AttentionStep {
         let [q, k, v] = &self.inputs;
         let (q, k, v) = (values(q), values(k), values(v));
         let gradients = kernel::backward([&q, &k, &v], &self.weights, &values(&dout), self.shape);
-        let Shape {
-            images,
-            channels,
-            positions,
-        } = self.shape;
-        let dims = [images, channels, positions];
+        let dims = self.shape.dims();
         let [q_node, k_node, v_node] = ops.parents;
         for (node, gradient) in [
             (q_node, gradients.q),

@@ -13,13 +13,11 @@
 //! Sums run in f32 lanes along a row and in f64 across rows; the sigmoid's exponential is
 //! [`exp`](crate::exp::exp), which vectorises (libm's `expf` is a call per value).
 
-use burn_flex::FlexTensor;
 use ddpm_ops::GroupNormOptions;
 use rayon::prelude::*;
 
 use crate::exp::exp;
 use crate::par_rows::{Layout, filled_in_parallel, filled_rows_in_parallel, pair_sum, row_sum};
-use crate::tensor::values;
 
 /// The channels' grouping of a batch: its layout and how many groups each image's channels form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,8 +58,8 @@ impl GroupStatistics {
     /// the affine step's `gamma` and `beta` and what `options` asks.
     pub fn of(
         x: &[f32],
-        gamma: &FlexTensor,
-        beta: &FlexTensor,
+        gamma: &[f32],
+        beta: &[f32],
         options: GroupNormOptions,
         grouping: Grouping,
     ) -> Self {
@@ -79,8 +77,8 @@ impl GroupStatistics {
             })
             .unzip();
         Self {
-            gamma: values(gamma).into_owned(),
-            beta: values(beta).into_owned(),
+            gamma: gamma.to_vec(),
+            beta: beta.to_vec(),
             mean,
             inv_std,
             silu: options.silu,

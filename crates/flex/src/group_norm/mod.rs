@@ -48,7 +48,7 @@ pub(crate) fn group_norm(
     let x = x.into_primitive().tensor();
     let [gamma, beta] = [gamma, beta].map(|t| t.into_primitive().tensor());
     let x = values(&x);
-    let statistics = GroupStatistics::of(&x, &gamma, &beta, options, grouping);
+    let statistics = GroupStatistics::of(&x, &values(&gamma), &values(&beta), options, grouping);
     let y = statistics.forward(&x, grouping);
     Tensor::from_primitive(TensorPrimitive::Float(flex(y, shape)))
 }
@@ -72,8 +72,8 @@ pub(crate) fn group_norm_tracked(
     let x_values = values(&x.primitive);
     let statistics = GroupStatistics::of(
         &x_values,
-        &gamma.primitive,
-        &beta.primitive,
+        &values(&gamma.primitive),
+        &values(&beta.primitive),
         options,
         grouping,
     );

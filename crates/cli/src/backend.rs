@@ -123,6 +123,7 @@ fn flex_kernels(kernels: &Kernels) -> FlexKernels {
         dropout: kernels.own_dropout,
         adam: kernels.own_adam,
         gathering: kernels.batch_gathering,
+        winograd: kernels.own_conv,
     }
 }
 

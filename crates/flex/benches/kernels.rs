@@ -88,6 +88,10 @@ fn main() {
             .is_none_or(|word| name.contains(word.as_str()))
     };
     let ours = FlexKernels::default().training();
+    let patches = FlexKernels {
+        winograd: false,
+        ..FlexKernels::default()
+    };
     let burns = Ops::<FlexAutodiff>::burn();
     println!("{:<44} {:>10} {:>10}", "case", "burn ms", "ours ms");
     let report = |name: String, burn: f64, ours: f64| {
@@ -98,7 +102,13 @@ fn main() {
         [64, 16, 16, 16, 3, 1],
         [64, 32, 32, 8, 3, 1],
         [64, 32, 32, 8, 4, 2],
+        [64, 32, 32, 4, 3, 1],
+        [64, 32, 32, 16, 3, 1],
+        [8, 64, 64, 32, 3, 1],
         [8, 128, 128, 32, 3, 1],
+        [8, 256, 256, 16, 3, 1],
+        [8, 256, 256, 8, 3, 1],
+        [8, 256, 256, 4, 3, 1],
         [8, 512, 512, 8, 3, 1],
     ];
     for shape in convs {
@@ -106,6 +116,8 @@ fn main() {
         if runs(&name) {
             let burn = time(5, || conv_step(&burns, shape));
             report(name, burn, time(5, || conv_step(&ours.training, shape)));
+            let without = time(5, || conv_step(&patches.training().training, shape));
+            report("  without Winograd".into(), burn, without);
         }
     }
     // The paper U-Net's inference convolutions at batch 8, with their GFLOP/s.
@@ -128,6 +140,8 @@ fn main() {
             let [n, cin, cout, side, kernel, _] = shape;
             let flops = 2.0 * (n * cin * cout * side * side * kernel * kernel) as f64;
             report(name, burn, ours);
+            let without = time(5, conv_forward(&patches.inference(), shape));
+            report("  without Winograd".into(), burn, without);
             println!(
                 "{:<44} {:>10.1} {:>10.1}",
                 "  GFLOP/s",

@@ -30,6 +30,16 @@ impl<'a> Operand<'a> {
         }
     }
 
+    /// A matrix whose rows start `row_step` values apart and whose columns lie `column_step`
+    /// apart (one slice of a larger layout, or a transpose).
+    pub fn strided(values: &'a [f32], row_step: usize, column_step: usize) -> Self {
+        Self {
+            values,
+            row_step,
+            column_step,
+        }
+    }
+
     fn covers(&self, rows: usize, columns: usize) -> bool {
         (rows - 1) * self.row_step + (columns - 1) * self.column_step < self.values.len()
     }

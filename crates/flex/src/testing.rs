@@ -30,3 +30,14 @@ pub(crate) fn assert_close<K: Backend, const D: usize>(
         "{what}: error {error} at scale {scale}"
     );
 }
+
+/// The largest |ours − reference| over the largest |reference|, for raw buffers.
+pub(crate) fn relative_error(ours: &[f32], reference: &[f32]) -> f32 {
+    assert_eq!(ours.len(), reference.len());
+    let scale = reference.iter().fold(0f32, |max, v| max.max(v.abs()));
+    let error = ours
+        .iter()
+        .zip(reference)
+        .fold(0f32, |max, (a, b)| max.max((a - b).abs()));
+    error / scale
+}

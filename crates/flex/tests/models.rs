@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use burn::backend::Autodiff;
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 use burn_ndarray::NdArray;
@@ -58,6 +58,40 @@ fn paper_unet<K: Backend>() -> DdpmUnet<K> {
         .unwrap()
         .load_pytorch_checkpoint(&fixtures().join("ddpm_small.pth"))
         .unwrap()
+}
+
+/// A paper U-Net wide enough that its 16×16 convolutions take ddpm-flex's Winograd kernels (64
+/// channels), its parameters set to fixed values.
+fn wide_paper_unet<K: Backend>() -> DdpmUnet<K> {
+    DdpmUnetConfig::new()
+        .with_image_size(16)
+        .with_base_channels(64)
+        .with_channel_multipliers(vec![1, 2])
+        .with_num_res_blocks(1)
+        .with_attention_resolutions(vec![])
+        .with_dropout(0.0)
+        .with_norm_groups(8)
+        .init(&Default::default())
+        .unwrap()
+        .map(&mut FixedValues)
+}
+
+/// Sets every parameter to fixed values, the same on every backend: weights within ±√(3 / fan-in)
+/// (activations keep their scale), vectors (biases, norm scales) within ±½.
+struct FixedValues;
+
+impl<K: Backend> ModuleMapper<K> for FixedValues {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<K, D>>) -> Param<Tensor<K, D>> {
+        let (id, tensor, mapper) = param.consume();
+        let (dims, count) = (tensor.dims(), tensor.shape().num_elements());
+        let fixed: Vec<f32> = match D {
+            1 => values(count, 0.5).collect(),
+            _ => values(count, (3.0 / (count / dims[0]) as f32).sqrt()).collect(),
+        };
+        let fixed = Tensor::from_data(TensorData::new(fixed, dims), &tensor.device())
+            .set_require_grad(tensor.is_require_grad());
+        Param::from_mapped_value(id, fixed, mapper)
+    }
 }
 
 /// Fixed values in [-scale, scale).
@@ -117,6 +151,7 @@ fn assert_passes_match(ours: Vec<Vec<f32>>, reference: Vec<Vec<f32>>) {
         .map(|(ours, reference)| error_and_scale(ours, reference))
         .collect();
     let floor = 1e-6 * scales.iter().fold(0f32, |max, &(_, scale)| max.max(scale));
+
     for (index, (error, scale)) in scales.into_iter().enumerate() {
         assert!(
             error <= 1e-4 * scale + floor,
@@ -140,6 +175,18 @@ fn training_passes_of_both_models_match_ndarrays() {
     assert_passes_match(
         ours,
         training_pass(paper_unet::<NdarrayAutodiff>(), &ndarray),
+    );
+}
+
+/// The Winograd kernels (3×3 layers of 64 channels on 16×16 maps) in a whole training pass.
+#[test]
+fn winograd_layers_match_ndarrays_in_a_training_pass() {
+    let flex = FlexKernels::default().training().training;
+    let ndarray = cpu_ops::<NdarrayAutodiff>(true);
+    let ours = training_pass(wide_paper_unet::<FlexAutodiff>(), &flex);
+    assert_passes_match(
+        ours,
+        training_pass(wide_paper_unet::<NdarrayAutodiff>(), &ndarray),
     );
 }
 

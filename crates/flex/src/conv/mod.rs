@@ -12,6 +12,7 @@
 
 mod batch;
 mod im2col;
+mod winograd;
 
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -159,8 +160,9 @@ impl OwnConv for FlexAutodiff {
     }
 }
 
-/// burn's `module::conv2d`, by our kernels where the layer is plain.
-pub(crate) fn conv2d<B: OwnConv>(
+/// burn's `module::conv2d`, by our kernels where the layer is plain; by Winograd's where
+/// `WINOGRAD` and the layer suits them.
+pub(crate) fn conv2d<B: OwnConv, const WINOGRAD: bool>(
     x: Tensor<B, 4>,
     weight: Tensor<B, 4>,
     bias: Option<Tensor<B, 1>>,
@@ -168,7 +170,7 @@ pub(crate) fn conv2d<B: OwnConv>(
 ) -> Tensor<B, 4> {
     let symmetric = options.padding_end.is_none();
     match conv_geometry(&x, &weight, &bias, &options.options).filter(|_| symmetric) {
-        Some(geometry) => B::run(Step::conv(geometry), x, weight, bias),
+        Some(geometry) => B::run(Step::conv(geometry, WINOGRAD), x, weight, bias),
         None => module::conv2d(x, weight, bias, options),
     }
 }
@@ -187,7 +189,7 @@ pub(crate) fn conv_transpose2d<B: OwnConv>(
 }
 
 /// [`conv2d`], gathered over the batch where that beats these kernels.
-pub(crate) fn conv2d_gathering<B: OwnConv>(
+pub(crate) fn conv2d_gathering<B: OwnConv, const WINOGRAD: bool>(
     x: Tensor<B, 4>,
     weight: Tensor<B, 4>,
     bias: Option<Tensor<B, 1>>,
@@ -195,7 +197,7 @@ pub(crate) fn conv2d_gathering<B: OwnConv>(
 ) -> Tensor<B, 4> {
     match gather::conv::Geometry::gathering(&x, &weight, &options, Rival::Kernel) {
         Some(geometry) => gather::conv::gathered(x, weight, bias, &geometry),
-        None => conv2d(x, weight, bias, options),
+        None => conv2d::<B, WINOGRAD>(x, weight, bias, options),
     }
 }
 
@@ -218,13 +220,17 @@ pub(crate) fn conv_transpose2d_gathering<B: OwnConv>(
 pub(crate) struct Step {
     geometry: Geometry,
     transposed: bool,
+    /// All three passes by [`winograd`]'s kernels (a convolution only).
+    winograd: bool,
 }
 
 impl Step {
-    fn conv(geometry: Geometry) -> Self {
+    /// A convolution, by Winograd's kernels if `winograd` and they apply.
+    fn conv(geometry: Geometry, winograd: bool) -> Self {
         Self {
             geometry,
             transposed: false,
+            winograd: winograd && winograd::applies(&geometry),
         }
     }
 
@@ -232,6 +238,7 @@ impl Step {
         Self {
             geometry,
             transposed: true,
+            winograd: false,
         }
     }
 
@@ -244,9 +251,10 @@ impl Step {
         let g = &self.geometry;
         let bias = bias.map(values);
         let (x, weight, bias) = (values(x), values(weight), bias.as_deref());
-        match self.transposed {
-            false => flex(batch::forward(&x, &weight, bias, g), conv_out(g)),
-            true => flex(batch::transposed(&weight, &x, bias, g), conv_in(g)),
+        match (self.transposed, self.winograd) {
+            (false, false) => flex(batch::forward(&x, &weight, bias, g), conv_out(g)),
+            (false, true) => flex(winograd::forward(&x, &weight, bias, g), conv_out(g)),
+            (true, _) => flex(batch::transposed(&weight, &x, bias, g), conv_in(g)),
         }
     }
 }
@@ -280,16 +288,18 @@ impl<const N: usize> Backward<Flex, N> for Step {
         let mut parents = ops.parents.into_iter();
         let (x_node, weight_node) = (parents.next().flatten(), parents.next().flatten());
         if let Some(node) = x_node {
-            let grad = match self.transposed {
-                false => flex(batch::transposed(&weight, &dy, None, g), conv_in(g)),
-                true => flex(batch::forward(&dy, &weight, None, g), conv_out(g)),
+            let grad = match (self.transposed, self.winograd) {
+                (false, false) => flex(batch::transposed(&weight, &dy, None, g), conv_in(g)),
+                (false, true) => flex(winograd::input_grad(&weight, &dy, g), conv_in(g)),
+                (true, _) => flex(batch::forward(&dy, &weight, None, g), conv_out(g)),
             };
             grads.register::<Flex>(node.id, grad);
         }
         if let Some(node) = weight_node {
-            let grad = match self.transposed {
-                false => batch::weight_grad(&x, &dy, g),
-                true => batch::weight_grad(&dy, &x, g),
+            let grad = match (self.transposed, self.winograd) {
+                (false, false) => batch::weight_grad(&x, &dy, g),
+                (false, true) => winograd::weight_grad(&x, &dy, g),
+                (true, _) => batch::weight_grad(&dy, &x, g),
             };
             let shape = [g.channels_out, g.channels_in, g.kernel[0], g.kernel[1]];
             grads.register::<Flex>(node.id, flex(grad, shape));

@@ -214,31 +214,39 @@ pub(crate) fn conv_transpose2d_gathering<B: OwnConv>(
     }
 }
 
-/// A convolution (or, `transposed`, a transposed convolution) of `geometry`: its forward pass,
-/// and the backward step whose parents are its input, weight and, if it has one, bias.
+/// A convolution or a transposed convolution of `geometry`: its forward pass, and the backward
+/// step whose parents are its input, weight and, if it has one, bias.
 #[derive(Debug)]
 pub(crate) struct Step {
     geometry: Geometry,
-    transposed: bool,
-    /// All three passes by [`winograd`]'s kernels (a convolution only).
-    winograd: bool,
+    kind: Kind,
+}
+
+/// What a [`Step`] computes, and with which kernels.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    /// A convolution by patch matrices ([`batch`]).
+    Conv,
+    /// A convolution by [`winograd`]'s kernels, in all three passes.
+    Winograd,
+    /// A transposed convolution (a convolution's input gradient) by patch matrices.
+    Transposed,
 }
 
 impl Step {
     /// A convolution, by Winograd's kernels if `winograd` and they apply.
     fn conv(geometry: Geometry, winograd: bool) -> Self {
-        Self {
-            geometry,
-            transposed: false,
-            winograd: winograd && winograd::applies(&geometry),
-        }
+        let kind = match winograd && winograd::applies(&geometry) {
+            true => Kind::Winograd,
+            false => Kind::Conv,
+        };
+        Self { geometry, kind }
     }
 
     fn conv_transpose(geometry: Geometry) -> Self {
         Self {
             geometry,
-            transposed: true,
-            winograd: false,
+            kind: Kind::Transposed,
         }
     }
 
@@ -251,10 +259,10 @@ impl Step {
         let g = &self.geometry;
         let bias = bias.map(values);
         let (x, weight, bias) = (values(x), values(weight), bias.as_deref());
-        match (self.transposed, self.winograd) {
-            (false, false) => flex(batch::forward(&x, &weight, bias, g), conv_out(g)),
-            (false, true) => flex(winograd::forward(&x, &weight, bias, g), conv_out(g)),
-            (true, _) => flex(batch::transposed(&weight, &x, bias, g), conv_in(g)),
+        match self.kind {
+            Kind::Conv => flex(batch::forward(&x, &weight, bias, g), conv_out(g)),
+            Kind::Winograd => flex(winograd::forward(&x, &weight, bias, g), conv_out(g)),
+            Kind::Transposed => flex(batch::transposed(&weight, &x, bias, g), conv_in(g)),
         }
     }
 }
@@ -288,26 +296,26 @@ impl<const N: usize> Backward<Flex, N> for Step {
         let mut parents = ops.parents.into_iter();
         let (x_node, weight_node) = (parents.next().flatten(), parents.next().flatten());
         if let Some(node) = x_node {
-            let grad = match (self.transposed, self.winograd) {
-                (false, false) => flex(batch::transposed(&weight, &dy, None, g), conv_in(g)),
-                (false, true) => flex(winograd::input_grad(&weight, &dy, g), conv_in(g)),
-                (true, _) => flex(batch::forward(&dy, &weight, None, g), conv_out(g)),
+            let grad = match self.kind {
+                Kind::Conv => flex(batch::transposed(&weight, &dy, None, g), conv_in(g)),
+                Kind::Winograd => flex(winograd::input_grad(&weight, &dy, g), conv_in(g)),
+                Kind::Transposed => flex(batch::forward(&dy, &weight, None, g), conv_out(g)),
             };
             grads.register::<Flex>(node.id, grad);
         }
         if let Some(node) = weight_node {
-            let grad = match (self.transposed, self.winograd) {
-                (false, false) => batch::weight_grad(&x, &dy, g),
-                (false, true) => winograd::weight_grad(&x, &dy, g),
-                (true, _) => batch::weight_grad(&dy, &x, g),
+            let grad = match self.kind {
+                Kind::Conv => batch::weight_grad(&x, &dy, g),
+                Kind::Winograd => winograd::weight_grad(&x, &dy, g),
+                Kind::Transposed => batch::weight_grad(&dy, &x, g),
             };
             let shape = [g.channels_out, g.channels_in, g.kernel[0], g.kernel[1]];
             grads.register::<Flex>(node.id, flex(grad, shape));
         }
         if let Some(node) = parents.next().flatten() {
-            let shape = match self.transposed {
-                false => conv_out(g),
-                true => conv_in(g),
+            let shape = match self.kind {
+                Kind::Conv | Kind::Winograd => conv_out(g),
+                Kind::Transposed => conv_in(g),
             };
             let grad = batch::channel_sums(&dy, Layout::of(shape));
             let channels = grad.len();

@@ -3,22 +3,12 @@
 use burn::tensor::{Distribution, Tensor};
 
 use super::*;
+use crate::testing::error_and_scale;
 
 type B = FlexAutodiff;
 
 fn normal<const D: usize>(shape: [usize; D]) -> Tensor<B, D> {
     Tensor::random(shape, Distribution::Normal(0.0, 1.0), &Default::default())
-}
-
-/// The largest |ours − reference| and the largest |reference|.
-fn error_and_scale(ours: &[f32], reference: &[f32]) -> (f32, f32) {
-    assert_eq!(ours.len(), reference.len());
-    let scale = reference.iter().fold(0f32, |max, v| max.max(v.abs()));
-    let error = ours
-        .iter()
-        .zip(reference)
-        .fold(0f32, |max, (a, b)| max.max((a - b).abs()));
-    (error, scale)
 }
 
 /// `ours` and `burns` agree to `tolerance` of the largest magnitude (they sum in different

@@ -2,6 +2,7 @@
 //! thread's scratch for the transforms.
 
 use std::cell::Cell;
+use std::thread::LocalKey;
 
 use rayon::prelude::*;
 
@@ -27,21 +28,6 @@ pub struct Workspace {
     buffers: [Vec<f32>; 3],
 }
 
-thread_local! {
-    static WORKSPACE: Cell<Option<Workspace>> = const { Cell::new(None) };
-}
-
-impl Workspace {
-    /// Runs `f` with this thread's three buffers (fresh ones if a call on this thread holds
-    /// them).
-    pub fn with<R>(f: impl FnOnce(&mut [Vec<f32>; 3]) -> R) -> R {
-        let mut workspace = WORKSPACE.take().unwrap_or_default();
-        let result = f(&mut workspace.buffers);
-        WORKSPACE.set(Some(workspace));
-        result
-    }
-}
-
 /// A thread's buffers for the transforms, kept from task to task (fresh ones would be zeroed
 /// and page-faulted in each time).
 #[derive(Default)]
@@ -55,15 +41,32 @@ pub struct Scratch {
 }
 
 thread_local! {
+    static WORKSPACE: Cell<Option<Workspace>> = const { Cell::new(None) };
     static SCRATCH: Cell<Option<Scratch>> = const { Cell::new(None) };
 }
 
-impl Scratch {
-    /// Runs `f` with this thread's scratch (a fresh one if a task on this thread holds it).
-    pub fn with<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
-        let mut scratch = SCRATCH.take().unwrap_or_default();
-        let result = f(&mut scratch);
-        SCRATCH.set(Some(scratch));
-        result
+impl Workspace {
+    /// Runs `f` with this thread's three buffers.
+    pub fn with<R>(f: impl FnOnce(&mut [Vec<f32>; 3]) -> R) -> R {
+        with_kept(&WORKSPACE, |workspace| f(&mut workspace.buffers))
     }
+}
+
+impl Scratch {
+    /// Runs `f` with this thread's scratch.
+    pub fn with<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+        with_kept(&SCRATCH, f)
+    }
+}
+
+/// Runs `f` with the value `kept` holds for this thread, and keeps it there for the next call (a
+/// fresh default one if a call further up this thread's stack holds it, as rayon may nest them).
+fn with_kept<T: Default, R>(
+    kept: &'static LocalKey<Cell<Option<T>>>,
+    f: impl FnOnce(&mut T) -> R,
+) -> R {
+    let mut value = kept.take().unwrap_or_default();
+    let result = f(&mut value);
+    kept.set(Some(value));
+    result
 }

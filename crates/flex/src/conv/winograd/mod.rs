@@ -20,9 +20,16 @@ mod buffers;
 mod plan;
 mod tile;
 
+use std::ops::Range;
+
 use self::plan::Plan;
-use self::tile::F4;
+use self::tile::M;
 use super::im2col::Geometry;
+
+/// The most tiles one pass transforms at a time: larger batches go through in groups of images,
+/// so that the transformed operands (36 values per tile and channel, kept between layers) stay
+/// near 150 MB at 256 channels in and out instead of growing with the batch.
+const MAX_TILES: usize = 4096;
 
 /// Whether these kernels compute the convolution of `g` faster than the patch-matrix kernels:
 /// 3×3, stride 1, one pixel of padding, and maps and channels large enough that the products
@@ -41,7 +48,16 @@ pub fn applies(g: &Geometry) -> bool {
 /// `x` `[N, Cin, H, W]`, `weight` `[Cout, Cin, 3, 3]` → `[N, Cout, H, W]`, plus `bias` per
 /// output channel.
 pub fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, g: &Geometry) -> Vec<f32> {
-    Plan::<F4, 4, 6>::new(g).forward(x, weight, bias)
+    let image_len = g.channels_in * g.in_plane();
+    let mut outputs = groups(g).map(|(images, group)| {
+        let x = &x[images.start * image_len..images.end * image_len];
+        Plan::new(&group).forward(x, weight, bias)
+    });
+    let first = outputs.next().expect("a batch has an image");
+    outputs.fold(first, |mut y, group| {
+        y.extend_from_slice(&group);
+        y
+    })
 }
 
 /// The gradient of [`forward`] with respect to `x`, from the output gradient `dy`.
@@ -60,7 +76,35 @@ pub fn input_grad(weight: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
 
 /// The gradient of [`forward`] with respect to the weight, `[Cout, Cin, 3, 3]`.
 pub fn weight_grad(x: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
-    Plan::<F4, 4, 6>::new(g).weight_grad(x, dy)
+    let (x_len, dy_len) = (
+        g.channels_in * g.in_plane(),
+        g.channels_out * g.out_pixels(),
+    );
+    let mut grads = groups(g).map(|(images, group)| {
+        let x = &x[images.start * x_len..images.end * x_len];
+        let dy = &dy[images.start * dy_len..images.end * dy_len];
+        Plan::new(&group).weight_grad(x, dy)
+    });
+    let first = grads.next().expect("a batch has an image");
+    grads.fold(first, |mut sum, group| {
+        sum.iter_mut().zip(&group).for_each(|(s, g)| *s += g);
+        sum
+    })
+}
+
+/// The batch in groups of images of at most [`MAX_TILES`] tiles (at least one image): each
+/// group's images and its geometry.
+fn groups(g: &Geometry) -> impl Iterator<Item = (Range<usize>, Geometry)> {
+    let per_image = g.out_h.div_ceil(M) * g.out_w.div_ceil(M);
+    let images = (MAX_TILES / per_image).max(1);
+    (0..g.batch).step_by(images).map(move |first| {
+        let range = first..(first + images).min(g.batch);
+        let group = Geometry {
+            batch: range.len(),
+            ..*g
+        };
+        (range, group)
+    })
 }
 
 /// `[Cout, Cin, 3, 3]` → `[Cin, Cout, 3, 3]`, each kernel turned by 180°.

@@ -1,27 +1,24 @@
-//! One convolution's passes for F(M×M, 3×3): the transforms of kernels, input tiles and output
+//! One convolution's passes for F(4×4, 3×3): the transforms of kernels, input tiles and output
 //! (gradient) tiles, a task per channel, and the products, a task per transformed position.
-
-use std::marker::PhantomData;
 
 use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::buffers::{Scratch, Workspace, refill};
-use super::tile::{Tile, sandwich};
+use super::tile::{A, INPUT, KERNEL, KERNEL_ADJOINT, M, OUTPUT, OUTPUT_ADJOINT, sandwich};
 use crate::conv::im2col::Geometry;
 use crate::par_rows::filled_in_parallel;
 use crate::product::{Operand, matmul};
 
-/// One convolution's tiling for F(M×M, 3×3) with `A = M + 2`: the output maps cut into `M×M`
-/// tiles (the last row and column may overhang), numbered image by image, row by row.
-pub struct Plan<T, const M: usize, const A: usize> {
+/// One convolution's tiling: the output maps cut into `M×M` tiles (the last row and column may
+/// overhang), numbered image by image, row by row.
+pub struct Plan {
     g: Geometry,
     /// Tiles per image down and across.
     tiles: [usize; 2],
-    transform: PhantomData<T>,
 }
 
-impl<T: Tile<M, A>, const M: usize, const A: usize> Plan<T, M, A> {
+impl Plan {
     /// Positions in a transformed tile: one matrix product each.
     const POSITIONS: usize = A * A;
 
@@ -29,7 +26,6 @@ impl<T: Tile<M, A>, const M: usize, const A: usize> Plan<T, M, A> {
         Self {
             g: *g,
             tiles: [g.out_h.div_ceil(M), g.out_w.div_ceil(M)],
-            transform: PhantomData,
         }
     }
 
@@ -77,7 +73,14 @@ impl<T: Tile<M, A>, const M: usize, const A: usize> Plan<T, M, A> {
                             s.tiles[tap * cin + ci] = value;
                         }
                     }
-                    sandwich(&T::G, (&s.tiles, cin), &T::G, cin, &mut s.mid, (out, cin));
+                    sandwich(
+                        &KERNEL,
+                        (&s.tiles, cin),
+                        &KERNEL,
+                        cin,
+                        &mut s.mid,
+                        (out, cin),
+                    );
                 })
             },
         )
@@ -92,11 +95,11 @@ impl<T: Tile<M, A>, const M: usize, const A: usize> Plan<T, M, A> {
             Scratch::with(|s| {
                 let padded = self.padded_channel(x, c, &mut s.padded);
                 s.tiles.resize(len, 0.0);
-                self.gather_tiles::<A>(padded, &mut s.tiles);
+                self.gather_tiles(padded, &mut s.tiles);
                 sandwich(
-                    &T::BT,
+                    &INPUT,
                     (&s.tiles, count),
-                    &T::BT,
+                    &INPUT,
                     count,
                     &mut s.mid,
                     (out, count),
@@ -126,16 +129,16 @@ impl<T: Tile<M, A>, const M: usize, const A: usize> Plan<T, M, A> {
         [self.tiles[0] * M + 2, self.tiles[1] * M + 2]
     }
 
-    /// Writes position `(i, j)` of every `S×S` tile of `padded` (tiles `M` apart) as row
-    /// `i·S + j` of `tiles`, `T` values long.
-    fn gather_tiles<const S: usize>(&self, padded: &[f32], tiles: &mut [f32]) {
+    /// Writes position `(i, j)` of every `A×A` input tile of `padded` (tiles `M` apart) as row
+    /// `i·A + j` of `tiles`, `T` values long.
+    fn gather_tiles(&self, padded: &[f32], tiles: &mut [f32]) {
         let ([height, width], count, columns) = (self.padded_size(), self.count(), self.tiles[1]);
         for image in 0..self.g.batch {
             for row in 0..self.tiles[0] {
                 let first = image * self.per_image() + row * columns;
-                for (i, j) in (0..S).flat_map(|i| (0..S).map(move |j| (i, j))) {
+                for (i, j) in (0..A).flat_map(|i| (0..A).map(move |j| (i, j))) {
                     let source = &padded[(image * height + row * M + i) * width + j..];
-                    let target = &mut tiles[(i * S + j) * count + first..][..columns];
+                    let target = &mut tiles[(i * A + j) * count + first..][..columns];
                     for (column, value) in target.iter_mut().enumerate() {
                         *value = source[column * M];
                     }
@@ -176,9 +179,9 @@ impl<T: Tile<M, A>, const M: usize, const A: usize> Plan<T, M, A> {
                 s.tiles.resize(M * M * count, 0.0);
                 let x = (&products[co * count..], g.channels_out * count);
                 sandwich(
-                    &T::AT,
+                    &OUTPUT,
                     x,
-                    &T::AT,
+                    &OUTPUT,
                     count,
                     &mut s.mid,
                     (&mut s.tiles[..], count),
@@ -232,9 +235,9 @@ impl<T: Tile<M, A>, const M: usize, const A: usize> Plan<T, M, A> {
                     }
                 }
                 sandwich(
-                    &T::A_,
+                    &OUTPUT_ADJOINT,
                     (&s.tiles, count),
-                    &T::A_,
+                    &OUTPUT_ADJOINT,
                     count,
                     &mut s.mid,
                     (out, count),
@@ -274,7 +277,14 @@ impl<T: Tile<M, A>, const M: usize, const A: usize> Plan<T, M, A> {
                 }
                 s.tiles.resize(9 * cin, 0.0);
                 let x = (&s.padded[..], cin);
-                sandwich(&T::GT, x, &T::GT, cin, &mut s.mid, (&mut s.tiles[..], cin));
+                sandwich(
+                    &KERNEL_ADJOINT,
+                    x,
+                    &KERNEL_ADJOINT,
+                    cin,
+                    &mut s.mid,
+                    (&mut s.tiles[..], cin),
+                );
                 for (ci, taps) in out.chunks_exact_mut(9).enumerate() {
                     for (tap, value) in taps.iter_mut().enumerate() {
                         *value = s.tiles[tap * cin + ci];

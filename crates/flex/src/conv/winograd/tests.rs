@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::conv::batch;
-use crate::testing::relative_error;
+use crate::testing::error_and_scale;
 
 /// Deterministic values in [-1, 1).
 fn values(len: usize, seed: u64) -> Vec<f32> {
@@ -20,15 +20,22 @@ fn values(len: usize, seed: u64) -> Vec<f32> {
 }
 
 /// `[batch, Cin, Cout, height, width]`: maps the tiles cover exactly, maps they overhang, maps
-/// smaller than one tile.
-const SHAPES: [[usize; 5]; 6] = [
+/// smaller than one tile, a batch of more tiles than one pass takes (two groups of images).
+const SHAPES: [[usize; 5]; 7] = [
     [2, 5, 3, 8, 8],
     [3, 17, 6, 12, 9],
     [1, 3, 18, 11, 13],
     [2, 4, 5, 4, 4],
     [3, 6, 2, 5, 7],
     [2, 3, 4, 1, 2],
+    [17, 2, 3, 64, 64],
 ];
+
+/// The largest |ours − reference| over the largest |reference|.
+fn relative_error(ours: &[f32], reference: &[f32]) -> f32 {
+    let (error, scale) = error_and_scale(ours, reference);
+    error / scale
+}
 
 fn check([batch, cin, cout, height, width]: [usize; 5], tolerance: f32) {
     let g = Geometry::new(
@@ -80,43 +87,19 @@ fn wide_layers_match_the_patch_matrix_kernels() {
 
 #[test]
 fn only_plain_3x3_layers_with_enough_channels_apply() {
-    let g = |input, weight, stride, padding| Geometry::new(input, weight, stride, padding).unwrap();
-    assert!(applies(&g([1, 64, 16, 16], [64, 64, 3, 3], [1, 1], [1, 1])));
-    assert!(applies(&g(
-        [1, 256, 8, 8],
-        [512, 256, 3, 3],
-        [1, 1],
-        [1, 1]
-    )));
-    assert!(!applies(&g([1, 64, 8, 8], [64, 64, 3, 3], [1, 1], [1, 1])));
-    assert!(!applies(&g(
-        [1, 32, 16, 16],
-        [64, 32, 3, 3],
-        [1, 1],
-        [1, 1]
-    )));
-    assert!(!applies(&g(
-        [1, 512, 4, 4],
-        [512, 512, 3, 3],
-        [1, 1],
-        [1, 1]
-    )));
-    assert!(!applies(&g(
-        [1, 64, 16, 16],
-        [64, 64, 3, 3],
-        [2, 2],
-        [1, 1]
-    )));
-    assert!(!applies(&g(
-        [1, 64, 16, 16],
-        [64, 64, 3, 3],
-        [1, 1],
-        [0, 0]
-    )));
-    assert!(!applies(&g(
-        [1, 64, 16, 16],
-        [64, 64, 1, 1],
-        [1, 1],
-        [0, 0]
-    )));
+    // (input, weight, stride, padding, applies)
+    let cases = [
+        ([1, 64, 16, 16], [64, 64, 3, 3], 1, 1, true),
+        ([1, 256, 8, 8], [512, 256, 3, 3], 1, 1, true),
+        ([1, 64, 8, 8], [64, 64, 3, 3], 1, 1, false),
+        ([1, 32, 16, 16], [64, 32, 3, 3], 1, 1, false),
+        ([1, 512, 4, 4], [512, 512, 3, 3], 1, 1, false),
+        ([1, 64, 16, 16], [64, 64, 3, 3], 2, 1, false),
+        ([1, 64, 16, 16], [64, 64, 3, 3], 1, 0, false),
+        ([1, 64, 16, 16], [64, 64, 1, 1], 1, 0, false),
+    ];
+    for (input, weight, stride, padding, expected) in cases {
+        let g = Geometry::new(input, weight, [stride; 2], [padding; 2]).unwrap();
+        assert_eq!(applies(&g), expected, "{g:?}");
+    }
 }

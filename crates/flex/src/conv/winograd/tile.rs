@@ -1,55 +1,52 @@
-//! Winograd's minimal filtering F(m×m, 3×3) (Lavin & Gray, 2016): the transforms that turn a
-//! 3×3 correlation of an `(m+2)×(m+2)` input tile into an element-wise product of `(m+2)²`
-//! values, and their adjoints, computed on [`LANES`] tiles at once so that the compiler
-//! vectorises across tiles.
+//! Winograd's minimal filtering F(4×4, 3×3) (Lavin & Gray, 2016): the transforms that turn a
+//! 3×3 correlation of a 6×6 input tile into an element-wise product of 36 values, and their
+//! adjoints, applied to many tiles at once, position by position, so that every operation runs
+//! along a row of tiles.
 //!
-//! For one tile, `Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A` is the `m×m` correlation of the input tile
-//! `d` with the kernel `g`. Everything is linear, so the gradients of the kernel and of the
-//! element-wise factors follow by transposing each matrix.
+//! For one tile, `Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A` is the 4×4 correlation of the input tile `d`
+//! with the kernel `g`, at the points 0, ±1, ±2 and ∞: 36 products for 16 outputs (4× fewer than
+//! 144). Everything is linear, so the gradients of the kernel and of the element-wise factors
+//! follow by transposing each matrix.
 
-/// The matrices of F(M×M, 3×3), whose transformed tiles are `A×A` (`A = M + 2`).
-pub trait Tile<const M: usize, const A: usize>: Sync {
-    /// `Bᵀ`: input tile → transformed tile, applied on both sides.
-    const BT: [[f32; A]; A];
-    /// `G`: 3×3 kernel → transformed kernel, applied on both sides.
-    const G: [[f32; 3]; A];
-    /// `Aᵀ`: transformed product → output tile, applied on both sides.
-    const AT: [[f32; A]; M];
-    /// `A`, for the output transform's adjoint (an output gradient into the product's).
-    const A_: [[f32; M]; A] = transpose(Self::AT);
-    /// `Gᵀ`, for the kernel transform's adjoint (a transformed kernel's gradient into the
-    /// kernel's).
-    const GT: [[f32; A]; 3] = transpose(Self::G);
-}
+/// Output tile side.
+pub const M: usize = 4;
 
-/// F(4×4, 3×3): 6×6 tiles, 36 products for 16 outputs (4× fewer than 144), at the points 0,
-/// ±1, ±2 and ∞; its transforms scale values by up to 8, so it rounds a little worse.
-pub struct F4;
+/// Transformed (and input) tile side.
+pub const A: usize = M + 2;
 
-impl Tile<4, 6> for F4 {
-    const BT: [[f32; 6]; 6] = [
-        [4.0, 0.0, -5.0, 0.0, 1.0, 0.0],
-        [0.0, -4.0, -4.0, 1.0, 1.0, 0.0],
-        [0.0, 4.0, -4.0, -1.0, 1.0, 0.0],
-        [0.0, -2.0, -1.0, 2.0, 1.0, 0.0],
-        [0.0, 2.0, -1.0, -2.0, 1.0, 0.0],
-        [0.0, 4.0, 0.0, -5.0, 0.0, 1.0],
-    ];
-    const G: [[f32; 3]; 6] = [
-        [1.0 / 4.0, 0.0, 0.0],
-        [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
-        [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
-        [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
-        [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
-        [0.0, 0.0, 1.0],
-    ];
-    const AT: [[f32; 6]; 4] = [
-        [1.0, 1.0, 1.0, 1.0, 1.0, 0.0],
-        [0.0, 1.0, -1.0, 2.0, -2.0, 0.0],
-        [0.0, 1.0, 1.0, 4.0, 4.0, 0.0],
-        [0.0, 1.0, -1.0, 8.0, -8.0, 1.0],
-    ];
-}
+/// `Bᵀ`: input tile → transformed tile, applied on both sides.
+pub const INPUT: [[f32; A]; A] = [
+    [4.0, 0.0, -5.0, 0.0, 1.0, 0.0],
+    [0.0, -4.0, -4.0, 1.0, 1.0, 0.0],
+    [0.0, 4.0, -4.0, -1.0, 1.0, 0.0],
+    [0.0, -2.0, -1.0, 2.0, 1.0, 0.0],
+    [0.0, 2.0, -1.0, -2.0, 1.0, 0.0],
+    [0.0, 4.0, 0.0, -5.0, 0.0, 1.0],
+];
+
+/// `G`: 3×3 kernel → transformed kernel, applied on both sides.
+pub const KERNEL: [[f32; 3]; A] = [
+    [1.0 / 4.0, 0.0, 0.0],
+    [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+    [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+    [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
+    [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
+    [0.0, 0.0, 1.0],
+];
+
+/// `Aᵀ`: transformed product → output tile, applied on both sides.
+pub const OUTPUT: [[f32; A]; M] = [
+    [1.0, 1.0, 1.0, 1.0, 1.0, 0.0],
+    [0.0, 1.0, -1.0, 2.0, -2.0, 0.0],
+    [0.0, 1.0, 1.0, 4.0, 4.0, 0.0],
+    [0.0, 1.0, -1.0, 8.0, -8.0, 1.0],
+];
+
+/// `A`: an output tile's gradient → the transformed product's (the adjoint of [`OUTPUT`]).
+pub const OUTPUT_ADJOINT: [[f32; M]; A] = transpose(OUTPUT);
+
+/// `Gᵀ`: a transformed kernel's gradient → the kernel's (the adjoint of [`KERNEL`]).
+pub const KERNEL_ADJOINT: [[f32; A]; 3] = transpose(KERNEL);
 
 const fn transpose<const R: usize, const C: usize>(m: [[f32; C]; R]) -> [[f32; R]; C] {
     let mut out = [[0.0; R]; C];
@@ -135,12 +132,12 @@ fn combine_rows(target: &mut [f32], coefficients: &[f32], sources: &[&[f32]], co
         3 => combine_n::<3>(target, coefficients, sources),
         4 => combine_n::<4>(target, coefficients, sources),
         5 => combine_n::<5>(target, coefficients, sources),
-        _ => combine_n::<6>(target, coefficients, sources),
+        _ => combine_n::<MAX_ROWS>(target, coefficients, sources),
     }
 }
 
-/// The most rows a transform combines: `A` of F(4×4, 3×3).
-const MAX_ROWS: usize = 6;
+/// The most rows a transform combines.
+const MAX_ROWS: usize = A;
 
 /// `target = Σ_{r < N} coefficients[r] · rows[r]`, with `N` known to the compiler so that the
 /// sum stays in registers and the loop vectorises along the row.
@@ -162,34 +159,23 @@ fn combine_n<const N: usize>(target: &mut [f32], coefficients: &[f32], rows: &[&
 mod tests {
     use super::*;
 
-    /// The transforms of one tile (lane 0) in one dimension: `Aᵀ[(G g) ⊙ (Bᵀ d)]`.
-    fn correlate_1d<T: Tile<M, A>, const M: usize, const A: usize>(
-        d: [f32; A],
-        g: [f32; 3],
-    ) -> [f32; M] {
-        let v: Vec<f32> = T::BT.iter().map(|row| dot(row, &d)).collect();
-        let u: Vec<f32> = T::G.iter().map(|row| dot(row, &g)).collect();
-        let product: Vec<f32> = v.iter().zip(&u).map(|(v, u)| v * u).collect();
-        T::AT.map(|row| dot(&row, &product))
-    }
-
     fn dot(a: &[f32], b: &[f32]) -> f32 {
         a.iter().zip(b).map(|(a, b)| a * b).sum()
     }
 
-    fn check_1d<T: Tile<M, A>, const M: usize, const A: usize>() {
-        let d: [f32; A] = std::array::from_fn(|i| (i as f32 * 0.7 - 1.3).sin());
-        let g = [0.5, -1.25, 2.0];
-        let y = correlate_1d::<T, M, A>(d, g);
-        for (i, y) in y.iter().enumerate() {
-            let direct: f32 = (0..3).map(|k| d[i + k] * g[k]).sum();
-            assert!((y - direct).abs() < 1e-5, "output {i}: {y} vs {direct}");
-        }
-    }
-
+    /// One tile's transforms in one dimension, `Aᵀ[(G g) ⊙ (Bᵀ d)]`, against the direct
+    /// correlation.
     #[test]
     fn tiles_correlate_in_one_dimension() {
-        check_1d::<F4, 4, 6>();
+        let d: [f32; A] = std::array::from_fn(|i| (i as f32 * 0.7 - 1.3).sin());
+        let g = [0.5, -1.25, 2.0];
+        let v: Vec<f32> = INPUT.iter().map(|row| dot(row, &d)).collect();
+        let u: Vec<f32> = KERNEL.iter().map(|row| dot(row, &g)).collect();
+        let product: Vec<f32> = v.iter().zip(&u).map(|(v, u)| v * u).collect();
+        for (i, row) in OUTPUT.iter().enumerate() {
+            let (y, direct) = (dot(row, &product), dot(&d[i..i + 3], &g));
+            assert!((y - direct).abs() < 1e-5, "output {i}: {y} vs {direct}");
+        }
     }
 
     #[test]
@@ -215,9 +201,9 @@ mod tests {
 
     #[test]
     fn adjoints_are_transposes() {
-        assert_eq!(F4::A_[5], [0.0, 0.0, 0.0, 1.0]);
+        assert_eq!(OUTPUT_ADJOINT[5], [0.0, 0.0, 0.0, 1.0]);
         assert_eq!(
-            F4::GT[2],
+            KERNEL_ADJOINT[2],
             [0.0, -1.0 / 6.0, -1.0 / 6.0, 1.0 / 6.0, 1.0 / 6.0, 1.0]
         );
     }

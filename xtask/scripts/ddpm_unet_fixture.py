@@ -21,7 +21,9 @@ from torch import nn
 
 def timestep_embedding(t, dim):
     half = dim // 2
-    freqs = torch.exp(torch.arange(half, dtype=torch.float32) * -(math.log(10000) / (half - 1)))
+    # On t's device, so that the model runs on a GPU as on the CPU.
+    steps = torch.arange(half, dtype=torch.float32, device=t.device)
+    freqs = torch.exp(steps * -(math.log(10000) / (half - 1)))
     angles = t.float()[:, None] * freqs[None, :]
     return torch.cat([angles.sin(), angles.cos()], dim=1)
 

@@ -22,7 +22,8 @@ pub struct BenchArgs {
     /// --cuda the seed's at 64 and 512 and the paper's at 128).
     #[arg(long, value_delimiter = ',')]
     cases: Vec<String>,
-    /// Our backends to measure (default: flex and ndarray on the CPU; cuda with --cuda).
+    /// Our backends to measure (default: flex and ndarray on the CPU; cuda with --cuda). On the
+    /// GPU `cuda-cudnn`, `cuda-fixed` and `cuda-tuned` name the `--gpu-kernels` too.
     #[arg(long, value_delimiter = ',')]
     backends: Vec<String>,
     /// Measure on the GPU: burn-cuda against PyTorch eager on CUDA.
@@ -150,11 +151,16 @@ pub fn run(args: &BenchArgs, root: &Path) -> Result<()> {
         for _ in 0..args.reps {
             for (i, backend) in backends.iter().enumerate() {
                 let mut command = Command::new(&ddpm);
+                let (name, gpu_kernels) = match backend.split_once('-') {
+                    Some((name, kernels)) => (name, Some(kernels)),
+                    None => (backend.as_str(), None),
+                };
                 command
                     .args([
                         "bench", "--case", kind, "--preset", preset, "--batch", batch,
                     ])
-                    .args(["--iters", &iters(backend), "--backend", backend])
+                    .args(["--iters", &iters(backend), "--backend", name])
+                    .args(gpu_kernels.iter().flat_map(|k| ["--gpu-kernels", k]))
                     .args(["--precision", dtype])
                     .env("RAYON_NUM_THREADS", threads.to_string());
                 match run_json(&mut command).and_then(|r| images_per_second(&r)) {

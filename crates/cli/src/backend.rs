@@ -7,7 +7,7 @@ use burn::tensor::backend::Backend;
 use clap::builder::BoolishValueParser;
 use clap::{Args, ValueEnum};
 use ddpm_flex::FlexKernels;
-use ddpm_ops::{Ops, TrainingOps};
+use ddpm_ops::{BurnTables, KernelTables, Ops, Precision, TrainingOps};
 use serde::Serialize;
 
 /// A backend choice on the command line.
@@ -56,6 +56,9 @@ pub struct BackendArgs {
     /// Adam's step by ddpm-flex's one-pass kernel, burn's values to the bit (flex; default on).
     #[arg(long, value_parser = BoolishValueParser::new())]
     own_adam: Option<bool>,
+    /// The GPU's convolutions and products (cuda; default cudnn).
+    #[arg(long)]
+    gpu_kernels: Option<GpuKernelChoice>,
 }
 
 impl BackendArgs {
@@ -65,10 +68,13 @@ impl BackendArgs {
         select(self.backend, self.device)
     }
 
-    /// The kernels the tables of `selected` use, as asked, else the backend's defaults.
+    /// The kernels the tables of `selected` use, as asked, else the backend's defaults. On
+    /// cuda, cuDNN and cuBLAS that cannot be loaded give fixed kernels and a line saying so.
     pub fn kernels(&self, selected: Selected) -> Kernels {
         let flex = selected.choice == BackendChoice::Flex;
         let own = |asked: Option<bool>| flex && asked != Some(false);
+        let gpu_kernels = (selected.choice == BackendChoice::Cuda)
+            .then(|| usable(self.gpu_kernels.unwrap_or(GpuKernelChoice::Cudnn)));
         Kernels {
             batch_gathering: self.batch_gathering.unwrap_or(selected.on_cpu()),
             own_conv: own(self.own_conv),
@@ -76,8 +82,22 @@ impl BackendArgs {
             own_attention: own(self.own_attention),
             own_dropout: own(self.own_dropout),
             own_adam: own(self.own_adam),
+            gpu_kernels,
         }
+        .noted()
     }
+}
+
+/// `--gpu-kernels`: what computes the convolutions and products on the GPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GpuKernelChoice {
+    /// cuDNN and cuBLAS (burn-cubecl's fixed kernels where they cannot be loaded).
+    Cudnn,
+    /// burn-cubecl's kernels at a fixed strategy: nothing tuned at run time.
+    Fixed,
+    /// burn's operations, autotuned per shape at run time (minutes at first).
+    Tuned,
 }
 
 /// Which kernels a backend's tables use.
@@ -95,68 +115,84 @@ pub struct Kernels {
     pub own_dropout: bool,
     /// ddpm-flex's one-pass Adam step (flex only).
     pub own_adam: bool,
+    /// The GPU's convolutions and products (cuda only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu_kernels: Option<GpuKernelChoice>,
 }
 
-/// The operation tables of a backend the binary runs on.
+impl Kernels {
+    /// Says on stderr when the GPU's kernels will be tuned at run time.
+    fn noted(self) -> Self {
+        if self.gpu_kernels == Some(GpuKernelChoice::Tuned) {
+            eprintln!(
+                "note: --gpu-kernels tuned compiles and benchmarks kernels for each new shape, \
+                 which can take minutes; later runs read them from the cache"
+            );
+        }
+        self
+    }
+}
+
+/// The operation tables of a backend the binary runs on, made by its kernel crate.
 pub trait Tables: Backend {
-    /// For sampling.
-    fn inference(kernels: &Kernels) -> Ops<Self>;
-    /// For training on burn's autodiff decorator over it.
-    fn training(kernels: &Kernels) -> TrainingOps<Autodiff<Self>>;
+    /// The kernel crate's switches for this backend.
+    type Kernels: KernelTables<Backend = Self, Autodiff = Autodiff<Self>>;
+
+    /// The switches `kernels` asks for.
+    fn kernels(kernels: &Kernels) -> Self::Kernels;
+
+    /// For sampling, the heavy entries in `precision`.
+    fn inference(kernels: &Kernels, precision: Precision) -> anyhow::Result<Ops<Self>> {
+        Ok(Self::kernels(kernels).inference(precision)?)
+    }
+
+    /// For training on burn's autodiff decorator over it, the heavy entries in `precision`.
+    fn training(
+        kernels: &Kernels,
+        precision: Precision,
+    ) -> anyhow::Result<TrainingOps<Autodiff<Self>>> {
+        Ok(Self::kernels(kernels).training(precision)?)
+    }
 }
 
 impl Tables for Flex {
-    fn inference(kernels: &Kernels) -> Ops<Self> {
-        flex_kernels(kernels).inference()
-    }
+    type Kernels = FlexKernels;
 
-    fn training(kernels: &Kernels) -> TrainingOps<Autodiff<Self>> {
-        flex_kernels(kernels).training()
-    }
-}
-
-fn flex_kernels(kernels: &Kernels) -> FlexKernels {
-    FlexKernels {
-        conv: kernels.own_conv,
-        norm: kernels.own_norm,
-        attention: kernels.own_attention,
-        dropout: kernels.own_dropout,
-        adam: kernels.own_adam,
-        gathering: kernels.batch_gathering,
-        winograd: kernels.own_conv,
+    fn kernels(kernels: &Kernels) -> FlexKernels {
+        FlexKernels {
+            conv: kernels.own_conv,
+            norm: kernels.own_norm,
+            attention: kernels.own_attention,
+            dropout: kernels.own_dropout,
+            adam: kernels.own_adam,
+            gathering: kernels.batch_gathering,
+            winograd: kernels.own_conv,
+        }
     }
 }
 
 impl Tables for Ndarray {
-    fn inference(kernels: &Kernels) -> Ops<Self> {
-        ddpm_flex::cpu_ops(kernels.batch_gathering)
-    }
+    type Kernels = BurnTables<Self>;
 
-    fn training(kernels: &Kernels) -> TrainingOps<Autodiff<Self>> {
-        ddpm_flex::cpu_training_ops(kernels.batch_gathering)
+    fn kernels(kernels: &Kernels) -> BurnTables<Self> {
+        BurnTables::new(kernels.batch_gathering, true)
     }
 }
 
 #[cfg(feature = "cuda")]
 impl Tables for Cuda {
-    fn inference(kernels: &Kernels) -> Ops<Self> {
-        gpu_ops(kernels)
-    }
+    type Kernels = ddpm_cuda::CudaKernels;
 
-    fn training(kernels: &Kernels) -> TrainingOps<Autodiff<Self>> {
-        TrainingOps {
-            training: gpu_ops(kernels),
-            inner: gpu_ops(kernels),
+    fn kernels(kernels: &Kernels) -> ddpm_cuda::CudaKernels {
+        use ddpm_cuda::GpuKernels;
+        ddpm_cuda::CudaKernels {
+            kernels: match kernels.gpu_kernels {
+                Some(GpuKernelChoice::Fixed) => GpuKernels::Fixed,
+                Some(GpuKernelChoice::Tuned) => GpuKernels::Tuned,
+                Some(GpuKernelChoice::Cudnn) | None => GpuKernels::Cudnn,
+            },
+            gathering: kernels.batch_gathering,
         }
-    }
-}
-
-/// burn's operations (cubecl's kernels), gathered only when asked.
-#[cfg(feature = "cuda")]
-fn gpu_ops<B: Backend>(kernels: &Kernels) -> Ops<B> {
-    match kernels.batch_gathering {
-        true => ddpm_flex::with_gathering(ddpm_cuda::ops()),
-        false => ddpm_cuda::ops(),
     }
 }
 
@@ -164,9 +200,9 @@ fn gpu_ops<B: Backend>(kernels: &Kernels) -> Ops<B> {
 pub type Flex = ddpm_flex::Flex;
 /// burn-ndarray.
 pub type Ndarray = burn_ndarray::NdArray<f32>;
-/// burn-cuda (with kernel fusion and autotuning).
+/// burn-cuda without fusion (the kernels' library calls need plain tensors).
 #[cfg(feature = "cuda")]
-pub type Cuda = burn_cuda::Cuda<f32>;
+pub type Cuda = ddpm_cuda::Gpu;
 
 /// A backend and, for CUDA, the GPU's index.
 #[derive(Debug, Clone, Copy)]
@@ -213,13 +249,27 @@ fn select(requested: Option<BackendChoice>, device: usize) -> anyhow::Result<Sel
     };
     let selected = Selected { choice, device };
     eprintln!("backend: {selected}");
-    if choice == BackendChoice::Cuda {
-        eprintln!(
-            "note: the first run of each model shape on a GPU compiles and tunes its kernels, \
-             which can take minutes; later runs read them from the cache"
-        );
-    }
     Ok(selected)
+}
+
+/// `choice`, or fixed kernels with a line saying why when cuDNN or cuBLAS cannot be loaded.
+#[cfg(feature = "cuda")]
+fn usable(choice: GpuKernelChoice) -> GpuKernelChoice {
+    if choice != GpuKernelChoice::Cudnn {
+        return choice;
+    }
+    match ddpm_cuda::GpuKernels::Cudnn.usable() {
+        (_, Some(note)) => {
+            eprintln!("note: {note}");
+            GpuKernelChoice::Fixed
+        }
+        (_, None) => choice,
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+fn usable(choice: GpuKernelChoice) -> GpuKernelChoice {
+    choice
 }
 
 /// Whether GPU `index` can run a kernel, with cubecl's caches in the user cache folder first

@@ -112,7 +112,17 @@ fn time_case<B: Tables>(
         iters: args.iters,
     };
     Ok(match args.case {
-        BenchCase::Train => time_training(config, B::training(kernels), timing, device)?,
-        BenchCase::Sample => time_sampling(config, &B::inference(kernels), timing, device)?,
+        BenchCase::Train => time_training(
+            config,
+            B::training(kernels, config.precision)?,
+            timing,
+            device,
+        )?,
+        BenchCase::Sample => time_sampling(
+            config,
+            &B::inference(kernels, config.precision)?,
+            timing,
+            device,
+        )?,
     })
 }

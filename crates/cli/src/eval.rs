@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use ddpm_dataset::DataSource;
 use ddpm_eval::{Comparison, FeatureStats, FidInception};
-use ddpm_ops::Ops;
+use ddpm_ops::{Ops, Precision};
 use ddpm_trainer::{
     SampledFrom, checkpoint_stats, image_progress, read_state, resolve_checkpoint, source_stats,
 };
@@ -98,7 +98,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     }
     let selected = args.backend.select()?;
     let kernels = args.backend.kernels(selected);
-    with_backend!(selected, B, device => evaluate::<B>(args, &B::inference(&kernels), &device))
+    with_backend!(selected, B, device => evaluate::<B>(args, &B::inference(&kernels, Precision::F32)?, &device))
 }
 
 /// Runs `ddpm stats`.
@@ -107,7 +107,7 @@ pub fn stats(args: &StatsArgs) -> anyhow::Result<()> {
     let kernels = args.backend.kernels(selected);
     with_backend!(selected, B, device => {
         let inception = FidInception::<B>::load(&args.inception, &device)?
-            .with_ops(B::inference(&kernels));
+            .with_ops(B::inference(&kernels, Precision::F32)?);
         let stats = folder_stats(&inception, &args.dir, 0, &device)?;
         stats.save(&args.out)?;
         println!("wrote the statistics of {} images to {}", stats.count, args.out.display());

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::bail;
 use clap::{Args, ValueEnum};
 use ddpm_dataset::picture::save_png;
+use ddpm_ops::Precision;
 use ddpm_schedule::{DdimConfig, DdpmConfig, SamplerConfig, TimestepSpacing, VarianceKind};
 use ddpm_trainer::{Pipeline, grid, image_progress, load_model, resolve_checkpoint, strip};
 
@@ -130,7 +131,7 @@ pub fn run(args: &SampleArgs) -> anyhow::Result<()> {
     ddpm_trainer::read_state(&resolve_checkpoint(&args.checkpoint)?)?;
     let selected = args.backend.select()?;
     let kernels = args.backend.kernels(selected);
-    with_backend!(selected, B, device => sample::<B>(args, &B::inference(&kernels), &device))
+    with_backend!(selected, B, device => sample::<B>(args, &B::inference(&kernels, Precision::F32)?, &device))
 }
 
 fn sample<B: Tables>(

@@ -95,6 +95,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     config.precision = args.precision.unwrap_or(config.precision);
 
     let data = match &config.data {
+        Some(path) if !path.exists() => bail!("{}", missing_data(path)),
         Some(path) => DataSource::detect(path),
         None => DataSource::detect(&bundled_digits()?),
     };
@@ -114,7 +115,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     .context("cannot install the Ctrl-C handler")?;
 
     let report = with_backend!(selected, B, device => {
-        let ops = B::training(&kernels);
+        let ops = B::training(&kernels, config.precision)?;
         let trainer = match &args.resume {
             Some(checkpoint) => Trainer::<Autodiff<B>>::resume(&config, ops, checkpoint, &device)?,
             None => Trainer::<Autodiff<B>>::new(&config, ops, &device)?,
@@ -123,6 +124,21 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     })?;
     println!("{report}");
     Ok(())
+}
+
+/// What to say of a training-data folder that is not there: the fetch command where one
+/// makes it.
+fn missing_data(path: &Path) -> String {
+    let fetches = [("data/cifar10", "cifar10"), ("data/mnist", "mnist")];
+    let fetch = fetches
+        .iter()
+        .find(|(folder, _)| path.starts_with(folder))
+        .map(|(_, name)| format!("; `cargo xtask fetch-data {name}` downloads it"));
+    format!(
+        "the training data {} does not exist{}",
+        path.display(),
+        fetch.unwrap_or_else(|| "; pass --data FOLDER".into())
+    )
 }
 
 /// The MNIST test digits the repository ships in `data/mnist-t10k/`: below the working folder

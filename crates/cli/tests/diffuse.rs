@@ -191,7 +191,7 @@ fn bad_inputs_are_one_clear_error() {
     let cases: [(&Path, &Path, &str); 4] = [
         (&missing, &out, "cannot read"),
         (&text, &out, "cannot decode"),
-        (&truncated, &out, "cannot decode"),
+        (&truncated, &out, "is cut short"),
         (&photo, &unwritable, "cannot write"),
     ];
     for (image, out, expected) in cases {

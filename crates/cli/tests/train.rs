@@ -1,4 +1,4 @@
-//! `ddpm train` end to end with tiny recipes, on the real MNIST digits in ../shared/datasets.
+//! `ddpm train` end to end with tiny recipes, on the real MNIST digits the repository ships.
 
 mod common;
 
@@ -99,6 +99,10 @@ fn bad_recipes_and_paths_are_one_line_errors() {
                 "x".into(),
             ],
             "does not exist",
+        ),
+        (
+            vec!["--preset".into(), "ddpm-cifar10".into()],
+            "does not exist; `cargo xtask fetch-data cifar10` downloads it",
         ),
     ];
     for (extra, expected) in cases {

@@ -21,6 +21,15 @@ pub enum DatasetError {
         /// The decoder's error.
         source: image::ImageError,
     },
+    /// A file whose data stops before its end: a JPEG without the marker that ends its last
+    /// scan (decoders fill the rest in, so it would train on a part-grey picture).
+    #[error("{} is cut short: {what}", path.display())]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// What is missing.
+        what: &'static str,
+    },
     /// An output picture could not be written.
     #[error("cannot write {}: {reason}", path.display())]
     Write {

@@ -39,6 +39,8 @@ pub struct FolderReport {
     pub files: Vec<PathBuf>,
     /// Files that could not be decoded (empty when `strict`).
     pub skipped: Vec<SkippedFile>,
+    /// Images whose short side was below the training size, so they were enlarged.
+    pub upscaled: usize,
 }
 
 impl FolderReport {
@@ -61,6 +63,19 @@ impl FolderReport {
             line.push_str(&format!("; and {} more", self.skipped.len() - SHOWN));
         }
         Some(line)
+    }
+
+    /// One line for the user about images smaller than the training size, or `None` when there
+    /// were none: enlarged pictures are blurrier than the rest.
+    pub fn upscaled_summary(&self, image_size: usize) -> Option<String> {
+        (self.upscaled > 0).then(|| {
+            format!(
+                "{} of {} images are smaller than {image_size}x{image_size} and were enlarged \
+                 to it (blurrier than the rest)",
+                self.upscaled,
+                self.files.len() - self.skipped.len(),
+            )
+        })
     }
 }
 
@@ -114,22 +129,21 @@ pub fn load_image_folder(
     // twice; slots of files that fail are compacted away afterwards.
     let image_len = options.image_size * options.image_size * options.channels.count();
     let mut pixels = vec![0u8; files.len() * image_len];
-    let failures: Vec<Option<DatasetError>> = pixels
+    let loaded: Vec<Result<bool, DatasetError>> = pixels
         .par_chunks_mut(image_len)
         .zip(files.par_iter())
-        .map(|(slot, path)| match open_image(path) {
-            Ok(image) => {
-                slot.copy_from_slice(&to_pixels(&square_crop(&image, size), options.channels));
-                None
-            }
-            Err(error) => Some(error),
+        .map(|(slot, path)| {
+            let image = open_image(path)?;
+            slot.copy_from_slice(&to_pixels(&square_crop(&image, size), options.channels));
+            Ok(image.width().min(image.height()) < size)
         })
         .collect();
 
     let mut skipped = Vec::new();
     let mut kept = 0;
-    for (index, failure) in failures.into_iter().enumerate() {
-        match failure {
+    let upscaled = loaded.iter().filter(|l| matches!(l, Ok(true))).count();
+    for (index, loaded) in loaded.into_iter().enumerate() {
+        match loaded.err() {
             None => {
                 if kept != index {
                     pixels
@@ -146,7 +160,11 @@ pub fn load_image_folder(
     }
     pixels.truncate(kept * image_len);
     let store = ImageStore::from_pixels(pixels, options.channels, options.image_size);
-    let report = FolderReport { files, skipped };
+    let report = FolderReport {
+        files,
+        skipped,
+        upscaled,
+    };
     if store.is_empty() {
         return Err(DatasetError::NoImages {
             path: root.to_path_buf(),

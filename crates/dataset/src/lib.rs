@@ -29,6 +29,6 @@ pub use loader::{LoaderOptions, epoch_batches};
 pub use mnist::{
     IdxImages, MnistSplit, load_mnist, mnist_images_path, read_idx_images, read_idx_labels,
 };
-pub use picture::Channels;
+pub use picture::{Channels, jpeg_is_complete};
 pub use source::DataSource;
 pub use store::{ImageItem, ImageStore};

@@ -29,18 +29,38 @@ impl Channels {
     }
 }
 
-/// Decodes an image file; the error names the file.
+/// Decodes an image file; the error names the file. A JPEG cut short is refused
+/// ([`DatasetError::Truncated`]) rather than decoded with its missing part filled in.
 pub fn open_image(path: &Path) -> Result<DynamicImage, DatasetError> {
-    let reader = image::ImageReader::open(path)
-        .and_then(|reader| reader.with_guessed_format())
-        .map_err(|source| DatasetError::Read {
+    let read_error = |source| DatasetError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let bytes = std::fs::read(path).map_err(read_error)?;
+    let reader = image::ImageReader::new(std::io::Cursor::new(&bytes))
+        .with_guessed_format()
+        .map_err(read_error)?;
+    if reader.format() == Some(image::ImageFormat::Jpeg) && !jpeg_is_complete(&bytes) {
+        return Err(DatasetError::Truncated {
             path: path.to_path_buf(),
-            source,
-        })?;
+            what: "a JPEG whose last scan has no end-of-image marker",
+        });
+    }
     reader.decode().map_err(|source| DatasetError::Decode {
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// Whether a JPEG's last scan is followed by its end-of-image marker (`FF D9`). Inside a scan
+/// every `FF` byte of the coded data is followed by `00`, so the marker cannot occur there; an
+/// embedded thumbnail's scan and marker come before the main image's last scan.
+pub fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let marker = |code: u8| move |pair: &[u8]| pair == [0xFF, code];
+    let Some(last_scan) = bytes.windows(2).rposition(marker(0xDA)) else {
+        return false;
+    };
+    bytes[last_scan..].windows(2).any(marker(0xD9))
 }
 
 /// Scales the short side to `size` and centre-crops the long side: a `size`×`size` picture.

@@ -167,6 +167,9 @@ fn folder_with_bad_files(dir: &Path) -> Vec<PathBuf> {
     let class = photos[0].parent().unwrap();
     let truncated = class.join("truncated.jpg");
     std::fs::write(&truncated, &jpeg[..jpeg.len() / 3]).unwrap();
+    // Cut late, the decoder would fill the rest in grey without an error.
+    let cut_late = class.join("cut-late.jpg");
+    std::fs::write(&cut_late, &jpeg[..jpeg.len() * 7 / 10]).unwrap();
     let garbage = class.join("garbage.png");
     std::fs::write(
         &garbage,
@@ -177,7 +180,7 @@ fn folder_with_bad_files(dir: &Path) -> Vec<PathBuf> {
     .unwrap();
     let empty = class.join("empty.gif");
     std::fs::write(&empty, b"").unwrap();
-    vec![truncated, garbage, empty]
+    vec![truncated, cut_late, garbage, empty]
 }
 
 #[test]
@@ -186,7 +189,7 @@ fn corrupt_files_are_skipped_with_a_summary_or_fail_when_strict() {
     let bad = folder_with_bad_files(dir.path());
     let (store, report) = load_image_folder(dir.path(), &options(32, Channels::Rgb)).unwrap();
     assert_eq!(store.len(), 3, "the three good photos remain");
-    assert_eq!(report.files.len(), 6);
+    assert_eq!(report.files.len(), 7);
     let mut skipped: Vec<&PathBuf> = report.skipped.iter().map(|s| &s.path).collect();
     skipped.sort();
     let mut expected: Vec<&PathBuf> = bad.iter().collect();
@@ -194,18 +197,23 @@ fn corrupt_files_are_skipped_with_a_summary_or_fail_when_strict() {
     assert_eq!(skipped, expected);
     let summary = report.skipped_summary().unwrap();
     assert!(
-        summary.starts_with("skipped 3 of 6 image files that could not be decoded: "),
+        summary.starts_with("skipped 4 of 7 image files that could not be decoded: "),
         "{summary}"
     );
     assert!(
         report
             .skipped
             .iter()
-            .all(|s| summary.contains(s.path.to_str().unwrap())),
+            .take(3)
+            .all(|s| summary.contains(s.path.to_str().unwrap()))
+            && summary.ends_with("; and 1 more"),
         "{summary}"
     );
     assert!(
-        report.skipped.iter().all(|s| s.reason.contains("cannot")),
+        report
+            .skipped
+            .iter()
+            .all(|s| s.reason.contains("cannot") || s.reason.contains("cut short")),
         "{:?}",
         report.skipped
     );
@@ -216,7 +224,12 @@ fn corrupt_files_are_skipped_with_a_summary_or_fail_when_strict() {
     };
     let err = load_image_folder(dir.path(), &strict).unwrap_err();
     assert!(
-        matches!(err, DatasetError::Decode { .. } | DatasetError::Read { .. }),
+        matches!(
+            err,
+            DatasetError::Decode { .. }
+                | DatasetError::Read { .. }
+                | DatasetError::Truncated { .. }
+        ),
         "{err:?}"
     );
     assert!(
@@ -224,6 +237,36 @@ fn corrupt_files_are_skipped_with_a_summary_or_fail_when_strict() {
             .any(|p| err.to_string().contains(p.to_str().unwrap())),
         "{err}"
     );
+}
+
+/// A JPEG cut anywhere after its header lacks the end marker of its scan; whole ones have it.
+#[test]
+fn jpegs_cut_short_are_told_from_whole_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    for photo in common::cifar_jpegs(dir.path(), &["ship"], 5) {
+        let jpeg = std::fs::read(&photo).unwrap();
+        assert!(ddpm_dataset::jpeg_is_complete(&jpeg), "{}", photo.display());
+        for cut in [400, jpeg.len() / 2, jpeg.len() * 7 / 10, jpeg.len() - 2] {
+            let part = &jpeg[..cut.min(jpeg.len() - 2)];
+            assert!(!ddpm_dataset::jpeg_is_complete(part), "cut at {cut}");
+        }
+    }
+}
+
+/// Images smaller than the training size are kept, enlarged, and counted in one line.
+#[test]
+fn images_smaller_than_the_training_size_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    common::cifar_jpegs(dir.path(), &["frog"], 4);
+    let (store, report) = load_image_folder(dir.path(), &options(48, Channels::Rgb)).unwrap();
+    assert_eq!((store.len(), report.upscaled), (4, 4));
+    let line = report.upscaled_summary(48).unwrap();
+    assert!(
+        line.starts_with("4 of 4 images are smaller than 48x48"),
+        "{line}"
+    );
+    let (_, report) = load_image_folder(dir.path(), &options(32, Channels::Rgb)).unwrap();
+    assert_eq!((report.upscaled, report.upscaled_summary(32)), (0, None));
 }
 
 #[test]

@@ -1,11 +1,10 @@
-//! The tables this crate makes: for burn-flex ([`FlexKernels`]), and for CPU backends without
-//! kernels of their own ([`cpu_ops`]).
+//! The tables this crate makes for burn-flex ([`FlexKernels`]).
 
-use burn::tensor::backend::{AutodiffBackend, Backend};
-use ddpm_ops::{AdamOps, Ops, TrainingOps};
+use ddpm_ops::{AdamOps, BurnHeavy, GatheredHeavy, KernelTables, Ops, Precision, TableError};
+use ddpm_ops::{HeavyKernels, TrainingOps};
 
 use crate::tensor::{Flex, FlexAutodiff};
-use crate::{adam, attention, concat, conv, dropout, gather, group_norm, norm};
+use crate::{adam, attention, concat, conv, dropout, group_norm, norm};
 
 /// Which of this crate's kernels the flex tables use; what is off is burn's operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,38 +109,81 @@ impl FlexKernels {
                 };
                 ops.conv_transpose2d = conv::conv_transpose2d::<B>;
             }
-            (false, true) => ops = with_gathering(ops),
+            (false, true) => ops = ops.with_gathering(),
             (false, false) => {}
         }
         ops
     }
 }
 
-/// `ops` with its convolution entries replaced by burn's convolutions gathered over the batch
-/// where that beats them; for tables whose convolutions are
-/// burn's.
-pub fn with_gathering<B: Backend>(mut ops: Ops<B>) -> Ops<B> {
-    ops.conv2d = gather::conv::conv2d::<B>;
-    ops.conv_transpose2d = gather::conv_transpose::conv_transpose2d::<B>;
-    ops
-}
+impl KernelTables for FlexKernels {
+    type Backend = Flex;
+    type Autodiff = FlexAutodiff;
 
-/// The table for a CPU backend without kernels of its own (burn-ndarray): burn's operations,
-/// with the narrow deep convolutions gathered over the batch if `gathering`, and Adam stepping
-/// the parameters concurrently.
-pub fn cpu_ops<B: Backend>(gathering: bool) -> Ops<B> {
-    let mut ops = Ops::burn();
-    if gathering {
-        ops = with_gathering(ops);
+    fn inference(&self, precision: Precision) -> Result<Ops<Flex>, TableError> {
+        self.check(precision)?;
+        Ok(self.heavy_in(self.inference(), precision))
     }
-    ops.adam.concurrent = true;
-    ops
+
+    fn training(&self, precision: Precision) -> Result<TrainingOps<FlexAutodiff>, TableError> {
+        self.check(precision)?;
+        let tables = self.training();
+        Ok(TrainingOps {
+            training: self.heavy_in(tables.training, precision),
+            inner: self.heavy_in(tables.inner, precision),
+        })
+    }
 }
 
-/// [`cpu_ops`] for both backends of a training run.
-pub fn cpu_training_ops<B: AutodiffBackend>(gathering: bool) -> TrainingOps<B> {
-    TrainingOps {
-        training: cpu_ops(gathering),
-        inner: cpu_ops(gathering),
+impl FlexKernels {
+    /// The convolution and attention kernels compute in f32 only: bf16 is refused while they
+    /// are on rather than computed by burn in their place.
+    fn check(&self, precision: Precision) -> Result<(), TableError> {
+        match precision == Precision::Bf16 && (self.conv || self.attention) {
+            true => Err(TableError::Precision {
+                kernels: "ddpm-flex's convolution and attention kernels",
+                precision,
+                hint: "pass --own-conv false --own-attention false to run burn's operations in bf16",
+            }),
+            false => Ok(()),
+        }
+    }
+
+    /// `ops` with its heavy entries in `precision`: as they are in f32; in bf16 (the own
+    /// kernels being off, [`Self::check`]) burn's, gathered as the settings say.
+    fn heavy_in<B>(&self, ops: Ops<B>, precision: Precision) -> Ops<B>
+    where
+        B: burn::tensor::backend::Backend,
+        BurnHeavy: HeavyKernels<B>,
+    {
+        match (precision, self.gathering) {
+            (Precision::F32, _) => ops,
+            (_, true) => ops.with_heavy::<GatheredHeavy>(precision),
+            (_, false) => ops.with_heavy::<BurnHeavy>(precision),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bf16_is_refused_with_the_own_kernels_and_runs_burns_without_them() {
+        let all = FlexKernels::default();
+        let err = KernelTables::training(&all, Precision::Bf16).unwrap_err();
+        assert!(err.to_string().contains("--own-conv false"), "{err}");
+        let burns = FlexKernels {
+            conv: false,
+            attention: false,
+            winograd: false,
+            ..all
+        };
+        let tables = KernelTables::training(&burns, Precision::Bf16).unwrap();
+        assert_eq!(tables.training.precision, Precision::Bf16);
+        assert_eq!(tables.inner.precision, Precision::Bf16);
+        assert!(tables.inner.adam.step.is_some(), "Adam's kernel stays");
+        let f32s = KernelTables::inference(&all, Precision::F32).unwrap();
+        assert_eq!(f32s.precision, Precision::F32);
     }
 }

@@ -16,12 +16,13 @@
 //! - skip concatenations: image by image, with a backward pass that hands each input a
 //!   contiguous gradient;
 //! - Adam: one pass per parameter, in place, burn's arithmetic to the bit;
-//! - batch gathering: narrow deep layers as one matrix product over the batch (in burn's
-//!   operations, so [`cpu_ops`] offers it to any CPU backend).
+//! - batch gathering: narrow deep layers as one matrix product over the batch, where that
+//!   beats these kernels (`ddpm_ops::gather`, in burn's operations, so for any backend).
 //!
-//! [`FlexKernels`] says which of them a table uses; [`FlexKernels::training`] and
-//! [`FlexKernels::inference`] make the tables a training run or a sampler takes. Every kernel
-//! handles f32 and plain geometries and hands anything else to burn.
+//! [`FlexKernels`] says which of them a table uses; as a `ddpm_ops::KernelTables` it makes the
+//! tables a training run or a sampler takes, in f32 (the kernels' only precision; bf16 is
+//! refused while the convolution or attention kernels are on, rather than run by burn in their
+//! place). Every kernel handles plain geometries and hands the others to burn.
 //!
 //! ```
 //! use ddpm_flex::FlexKernels;
@@ -36,7 +37,6 @@ mod concat;
 mod conv;
 mod dropout;
 mod exp;
-mod gather;
 mod group_norm;
 mod kernels;
 mod norm;
@@ -46,5 +46,5 @@ mod tensor;
 #[cfg(test)]
 mod testing;
 
-pub use kernels::{FlexKernels, cpu_ops, cpu_training_ops, with_gathering};
+pub use kernels::FlexKernels;
 pub use tensor::{Flex, FlexAutodiff};

@@ -9,7 +9,7 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 use burn_ndarray::NdArray;
-use ddpm_flex::{Flex, FlexAutodiff, FlexKernels, cpu_ops};
+use ddpm_flex::{Flex, FlexAutodiff, FlexKernels};
 use ddpm_ops::Ops;
 use ddpm_unet::{DdpmUnet, DdpmUnetConfig, NoisePredictor, SimpleUnet, SimpleUnetConfig};
 
@@ -165,7 +165,7 @@ fn assert_passes_match(ours: Vec<Vec<f32>>, reference: Vec<Vec<f32>>) {
 #[test]
 fn training_passes_of_both_models_match_ndarrays() {
     let flex = FlexKernels::default().training().training;
-    let ndarray = cpu_ops::<NdarrayAutodiff>(true);
+    let ndarray = Ops::<NdarrayAutodiff>::burn().with_gathering();
     let ours = training_pass(simple_unet::<FlexAutodiff>(), &flex);
     assert_passes_match(
         ours,
@@ -182,7 +182,7 @@ fn training_passes_of_both_models_match_ndarrays() {
 #[test]
 fn winograd_layers_match_ndarrays_in_a_training_pass() {
     let flex = FlexKernels::default().training().training;
-    let ndarray = cpu_ops::<NdarrayAutodiff>(true);
+    let ndarray = Ops::<NdarrayAutodiff>::burn().with_gathering();
     let ours = training_pass(wide_paper_unet::<FlexAutodiff>(), &flex);
     assert_passes_match(
         ours,
@@ -193,7 +193,7 @@ fn winograd_layers_match_ndarrays_in_a_training_pass() {
 /// ndarray's gathering table against its plain one: the same values up to summation order.
 #[test]
 fn gathering_on_ndarray_matches_burns_convolutions() {
-    let gathered = cpu_ops::<NdarrayAutodiff>(true);
+    let gathered = Ops::<NdarrayAutodiff>::burn().with_gathering();
     let ours = training_pass(simple_unet::<NdarrayAutodiff>(), &gathered);
     let burn = Ops::<NdarrayAutodiff>::burn();
     assert_passes_match(ours, training_pass(simple_unet::<NdarrayAutodiff>(), &burn));

@@ -22,15 +22,21 @@
 //!   [`attention`](Ops::attention) and [`dropout`](Ops::dropout): the DDPM paper's U-Net;
 //! - [`adam`](Ops::adam): how Adam steps this backend's parameters.
 //!
-//! [`Ops::with_precision`] makes a table's convolutions and attention compute in bf16 with f32
-//! everywhere else: mixed precision without autocast.
+//! [`Ops::with_heavy`] sets a table's heavy entries (convolutions and attention) from a kernel
+//! set named by type, in f32 or in bf16 with f32 everywhere else: mixed precision without
+//! autocast, on the table's own kernels. A kernel crate offers its tables through
+//! [`KernelTables`]; [`BurnTables`] are burn's operations on any backend, optionally with the
+//! narrow deep convolutions gathered over the batch ([`gather`], in burn's operations, so for
+//! any backend).
 
 mod adam;
 mod attention;
 mod conv;
 mod dropout;
+pub mod gather;
 mod norm;
 mod precision;
+mod tables;
 
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, module};
@@ -43,7 +49,8 @@ pub use norm::{
     GroupNormFn, GroupNormOptions, NormalizedBatch, ReluBatchNormFn, ReluScaleShiftFn, group_norm,
     relu_batch_norm, relu_scale_shift,
 };
-pub use precision::Precision;
+pub use precision::{BurnHeavy, GatheredHeavy, HeavyKernels, Precision, bf16};
+pub use tables::{BurnTables, KernelTables, TableError};
 
 /// Concatenation of two batches `[N, C₁, H, W]` and `[N, C₂, H, W]` along the channels →
 /// `[N, C₁ + C₂, H, W]` (`Tensor::cat(vec![a, b], 1)`), differentiable on an autodiff backend.
@@ -77,6 +84,8 @@ pub struct Ops<B: Backend> {
     pub dropout: DropoutFn<B>,
     /// How Adam steps this backend's parameters.
     pub adam: AdamOps<B>,
+    /// The number format the heavy entries compute in ([`Ops::with_heavy`]).
+    pub precision: Precision,
 }
 
 impl<B: Backend> Ops<B> {
@@ -92,7 +101,15 @@ impl<B: Backend> Ops<B> {
             attention: attention::<B>,
             dropout: dropout::<B>,
             adam: AdamOps::default(),
+            precision: Precision::F32,
         }
+    }
+
+    /// This table with its convolutions replaced by burn's, gathered over the batch where that
+    /// pays ([`GatheredHeavy`]), in the table's precision.
+    pub fn with_gathering(self) -> Self {
+        let precision = self.precision;
+        self.with_heavy::<GatheredHeavy>(precision)
     }
 }
 
@@ -115,6 +132,7 @@ impl<B: Backend> std::fmt::Debug for Ops<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ops")
             .field("adam", &self.adam)
+            .field("precision", &self.precision)
             .finish_non_exhaustive()
     }
 }

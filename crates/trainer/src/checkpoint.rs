@@ -94,15 +94,44 @@ pub fn checkpoint_name(step: u64) -> String {
 
 /// What a save writes: records made by the caller into the staging folder.
 pub(crate) struct Save<'a> {
-    pub run_dir: &'a Path,
-    pub state: CheckpointState,
-    pub keep_last: usize,
+    run_dir: &'a Path,
+    state: CheckpointState,
+    keep_last: usize,
+    /// About how many bytes the records take (0: unknown).
+    needed: u64,
     /// Stops after the files are written and before the rename, leaving the staging folder as a
-    /// killed process would (for the tests of crash recovery).
-    pub crash_before_rename: bool,
+    /// killed process would (the tests of crash recovery; no such switch outside them).
+    #[cfg(test)]
+    crash_before_rename: bool,
 }
 
-impl Save<'_> {
+impl<'a> Save<'a> {
+    /// A checkpoint of `state` in `run_dir`, keeping the newest `keep_last` and the best.
+    pub fn new(run_dir: &'a Path, state: CheckpointState, keep_last: usize) -> Self {
+        Self {
+            run_dir,
+            state,
+            keep_last,
+            needed: 0,
+            #[cfg(test)]
+            crash_before_rename: false,
+        }
+    }
+
+    /// With the records' size, so that a filesystem without room for them is reported as such,
+    /// before anything is written.
+    pub fn needing(mut self, bytes: u64) -> Self {
+        self.needed = bytes;
+        self
+    }
+
+    /// This save, failing as a killed process would after writing and before the rename.
+    #[cfg(test)]
+    pub fn crashing_before_rename(mut self, crash: bool) -> Self {
+        self.crash_before_rename = crash;
+        self
+    }
+
     /// Stages a checkpoint with `write_records(staging_dir)`, then renames it into place, updates
     /// `run.json` and prunes old checkpoints (never the best). Returns the checkpoint's folder.
     pub fn commit(
@@ -111,19 +140,37 @@ impl Save<'_> {
     ) -> Result<PathBuf, TrainError> {
         let name = checkpoint_name(self.state.step);
         let target = self.run_dir.join(&name);
+        if let Some(reason) = short_of_space(self.run_dir, self.needed) {
+            return Err(checkpoint_error(&target, reason));
+        }
         let staging = tempfile::Builder::new()
             .prefix(&format!(".{name}."))
             .tempdir_in(self.run_dir)
             .map_err(|e| checkpoint_error(&target, e))?;
-        write_records(staging.path())?;
-        let state = serde_json::to_string_pretty(&self.state).expect("serialisable");
-        std::fs::write(staging.path().join("state.json"), state)
-            .map_err(|e| checkpoint_error(&target, e))?;
-        for entry in std::fs::read_dir(staging.path()).map_err(|e| checkpoint_error(&target, e))? {
-            let file = std::fs::File::open(entry.map_err(|e| checkpoint_error(&target, e))?.path());
-            file.and_then(|f| f.sync_all())
+        let written = write_records(staging.path()).and_then(|()| {
+            let state = serde_json::to_string_pretty(&self.state).expect("serialisable");
+            std::fs::write(staging.path().join("state.json"), state)
                 .map_err(|e| checkpoint_error(&target, e))?;
+            for entry in
+                std::fs::read_dir(staging.path()).map_err(|e| checkpoint_error(&target, e))?
+            {
+                let file =
+                    std::fs::File::open(entry.map_err(|e| checkpoint_error(&target, e))?.path());
+                file.and_then(|f| f.sync_all())
+                    .map_err(|e| checkpoint_error(&target, e))?;
+            }
+            Ok(())
+        });
+        if let Err(error) = written {
+            // The half-written folder goes first, then the free space tells what failed (the
+            // recorders' errors do not say).
+            drop(staging);
+            return Err(match short_of_space(self.run_dir, self.needed) {
+                Some(reason) => checkpoint_error(&target, reason),
+                None => error,
+            });
         }
+        #[cfg(test)]
         if self.crash_before_rename {
             // A killed process leaves its staging folder behind.
             let _ = staging.keep();
@@ -162,6 +209,20 @@ impl Save<'_> {
         index.write(self.run_dir)?;
         Ok(target)
     }
+}
+
+/// Why `dir`'s filesystem cannot take `needed` more bytes, if it cannot.
+fn short_of_space(dir: &Path, needed: u64) -> Option<String> {
+    let available = fs4::available_space(dir).ok()?;
+    let mb = |bytes: u64| bytes.div_ceil(1_000_000);
+    (available < needed).then(|| {
+        format!(
+            "no space left on device: {} has {} MB free and the checkpoint needs about {} MB",
+            dir.display(),
+            mb(available),
+            mb(needed)
+        )
+    })
 }
 
 /// Removes the staging folders (`.step-N.*`) that a crash left half written in `run_dir`, and
@@ -219,4 +280,40 @@ pub(crate) fn load_record<B: burn::tensor::backend::Backend, R: burn::record::Re
 ) -> Result<R, TrainError> {
     let path = checkpoint.join(file);
     Recorder::<B>::load(&recorder(), path.clone(), device).map_err(|e| checkpoint_error(&path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Preset, TrainConfig};
+
+    /// A filesystem without room for the records is named as such, and nothing is written.
+    #[test]
+    fn a_save_without_room_says_so_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = CheckpointState {
+            step: 3,
+            epoch: 0,
+            loss: None,
+            rng_seed: 0,
+            config: TrainConfig::preset(Preset::CpuDemo),
+        };
+        let mut wrote = false;
+        let err = Save::new(dir.path(), state, 1)
+            .needing(u64::MAX / 2)
+            .commit(|_| {
+                wrote = true;
+                Ok(())
+            })
+            .unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains("no space left on device")
+                && message.contains(&dir.path().display().to_string())
+                && message.contains("MB free"),
+            "{message}"
+        );
+        assert!(!wrote, "no record was started");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
 }

@@ -104,13 +104,7 @@ pub fn save_model_checkpoint<B: Backend>(
         rng_seed: config.seed,
         config,
     };
-    let save = Save {
-        run_dir,
-        state,
-        keep_last: 1,
-        crash_before_rename: false,
-    };
-    save.commit(|dir| {
+    Save::new(run_dir, state, 1).commit(|dir| {
         let record = |file: &str| {
             Recorder::<B>::record(&recorder(), model.clone().into_record(), dir.join(file))
                 .map_err(|e| checkpoint_error(&dir.join(file), e))

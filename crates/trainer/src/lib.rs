@@ -46,8 +46,8 @@ pub use inference::{
 pub use loss::{loss, weighted_loss};
 pub use optimizer::{AdamRecord, ThreadedAdam};
 pub use pipeline::{GAP, Pipeline, grid, noised_frames, strip};
-pub use plot::{LossPoint, loss_curve};
-pub use progress::{MetricsRecord, image_progress};
+pub use plot::training_curves;
+pub use progress::{FidRecord, MetricsLine, MetricsRecord, image_progress, read_metrics};
 pub use quality::{SampledFrom, checkpoint_stats, sample_stats, source_stats};
 pub use run::{TrainOptions, TrainReport};
 pub use throughput::{StepTimes, Timing, time_sampling, time_training};

@@ -7,14 +7,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use ddpm_eval::Comparison;
 
 use crate::TrainError;
 
-/// One line of `metrics.jsonl`.
-#[derive(Debug, Clone, Serialize)]
+/// A training record of `metrics.jsonl`, one per `log_every` steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricsRecord {
     /// Optimiser steps done.
     pub step: u64,
@@ -30,6 +30,47 @@ pub struct MetricsRecord {
     pub images_per_second: f64,
     /// Seconds since this process started training.
     pub wall_time_s: f64,
+}
+
+/// A FID measurement of `metrics.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FidRecord {
+    /// Optimiser steps done when it was measured.
+    pub step: u64,
+    /// The FID against the recipe's reference statistics.
+    pub fid: f64,
+    /// The KID's mean, where the sample set allowed one.
+    pub kid: Option<f64>,
+    /// Samples it was measured on.
+    pub fid_samples: usize,
+}
+
+/// One line of `metrics.jsonl`: what the trainer writes and what the curves read, one type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum MetricsLine {
+    /// Training progress.
+    Training(MetricsRecord),
+    /// A FID measurement.
+    Fid(FidRecord),
+}
+
+/// The records of a `metrics.jsonl`: training records and FID measurements, in file order;
+/// lines of other shapes (a line cut short by a crash) are left out.
+pub fn read_metrics(path: &Path) -> Result<(Vec<MetricsRecord>, Vec<FidRecord>), TrainError> {
+    let text = std::fs::read_to_string(path).map_err(|e| TrainError::Output {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let (mut training, mut fids) = (Vec::new(), Vec::new());
+    for line in text.lines() {
+        match serde_json::from_str::<MetricsLine>(line) {
+            Ok(MetricsLine::Training(record)) => training.push(record),
+            Ok(MetricsLine::Fid(record)) => fids.push(record),
+            Err(_) => {}
+        }
+    }
+    Ok((training, fids))
 }
 
 pub(crate) struct Reporter {
@@ -112,11 +153,7 @@ impl Reporter {
             images_per_second,
             wall_time_s: self.started.elapsed().as_secs_f64(),
         };
-        let line = serde_json::to_string(&record).expect("serialisable");
-        writeln!(self.metrics, "{line}").map_err(|e| TrainError::Output {
-            path: self.metrics_path.clone(),
-            reason: e.to_string(),
-        })?;
+        self.write(&MetricsLine::Training(record))?;
         let summary = format!(
             "epoch {epoch} loss {loss_smoothed:.4} lr {lr:.1e} {images_per_second:.1} img/s"
         );
@@ -135,20 +172,24 @@ impl Reporter {
         Ok(())
     }
 
-    /// Appends a FID measurement to the metrics (`{"step", "fid", "kid", "fid_samples"}`).
+    /// Appends a FID measurement to the metrics.
     pub fn record_fid(&mut self, step: u64, comparison: &Comparison) -> Result<(), TrainError> {
-        let record = serde_json::json!({
-            "step": step,
-            "fid": comparison.fid,
-            "kid": comparison.kid.map(|kid| kid.mean),
-            "fid_samples": comparison.count,
-        });
-        writeln!(self.metrics, "{record}").map_err(|e| TrainError::Output {
-            path: self.metrics_path.clone(),
-            reason: e.to_string(),
-        })?;
+        self.write(&MetricsLine::Fid(FidRecord {
+            step,
+            fid: comparison.fid,
+            kid: comparison.kid.map(|kid| kid.mean),
+            fid_samples: comparison.count,
+        }))?;
         self.println(&format!("step {step}: {comparison}"));
         Ok(())
+    }
+
+    fn write(&mut self, line: &MetricsLine) -> Result<(), TrainError> {
+        let line = serde_json::to_string(line).expect("serialisable");
+        writeln!(self.metrics, "{line}").map_err(|e| TrainError::Output {
+            path: self.metrics_path.clone(),
+            reason: e.to_string(),
+        })
     }
 
     pub fn println(&self, message: &str) {

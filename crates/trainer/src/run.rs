@@ -18,8 +18,9 @@ use ddpm_unet::Denoiser;
 
 use crate::checkpoint::{checkpoint_name, remove_staging_leftovers};
 use crate::pipeline::{Pipeline, grid};
-use crate::plot::{LossPoint, loss_curve};
+use crate::plot::training_curves;
 use crate::progress::Reporter;
+use crate::progress::read_metrics;
 use crate::sample_stats;
 use crate::{TrainError, Trainer};
 
@@ -218,8 +219,14 @@ impl<B: AutodiffBackend> Trainer<B> {
             strict: options.strict_data,
         };
         let (store, report) = data.load(&load)?;
-        if let Some(summary) = report.and_then(|r| r.skipped_summary()) {
-            tracing::warn!("{summary}");
+        if let Some(report) = report {
+            let summaries = [
+                report.skipped_summary(),
+                report.upscaled_summary(config.image_size),
+            ];
+            for summary in summaries.into_iter().flatten() {
+                tracing::warn!("{summary}");
+            }
         }
         let loader = LoaderOptions {
             batch_size: config.batch_size,
@@ -297,7 +304,8 @@ impl<B: AutodiffBackend> Trainer<B> {
     }
 
     /// The final sample grid (`samples.png`: the last step's grid, sampled if the recipe did not
-    /// just write it) and the loss curve (`loss.png`, from `metrics.jsonl`), in the run's folder.
+    /// just write it) and the loss curve with the FID below it when measured (`loss.png`, from
+    /// `metrics.jsonl`), in the run's folder.
     fn write_pictures(&self, run_dir: &Path) -> Result<Vec<PathBuf>, TrainError> {
         let grid = run_dir.join("samples.png");
         let last = run_dir
@@ -309,8 +317,9 @@ impl<B: AutodiffBackend> Trainer<B> {
         };
         std::fs::copy(&last, &grid).map_err(|e| output_error(&grid, e))?;
         let curve = run_dir.join("loss.png");
-        let points = read_losses(&run_dir.join("metrics.jsonl"))?;
-        save_png(&loss_curve(&points), &curve).map_err(|e| output_error(&curve, e))?;
+        let (losses, fids) = read_metrics(&run_dir.join("metrics.jsonl"))?;
+        let picture = training_curves(&losses, &fids).map_err(|e| output_error(&curve, e))?;
+        save_png(&picture, &curve).map_err(|e| output_error(&curve, e))?;
         Ok(vec![grid, curve])
     }
 
@@ -353,20 +362,6 @@ fn output_error(path: &Path, reason: impl ToString) -> TrainError {
         path: path.to_path_buf(),
         reason: reason.to_string(),
     }
-}
-
-/// The losses logged in a run's `metrics.jsonl` (its FID records skipped).
-fn read_losses(metrics: &Path) -> Result<Vec<LossPoint>, TrainError> {
-    let text = std::fs::read_to_string(metrics).map_err(|e| output_error(metrics, e))?;
-    let point = |line: &str| {
-        let record: serde_json::Value = serde_json::from_str(line).ok()?;
-        Some(LossPoint {
-            step: record["step"].as_u64()?,
-            loss: record["loss"].as_f64()?,
-            smoothed: record["loss_smoothed"].as_f64()?,
-        })
-    };
-    Ok(text.lines().filter_map(point).collect())
 }
 
 /// The last step's loss as read, and its learning rate.

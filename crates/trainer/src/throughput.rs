@@ -71,7 +71,12 @@ pub fn time_sampling<B: Backend>(
     device: &B::Device,
 ) -> Result<StepTimes, TrainError> {
     B::seed(device, config.seed);
-    let ops = &ops.with_precision(config.precision);
+    if ops.precision != config.precision {
+        return Err(TrainError::Config(format!(
+            "the recipe computes in {} but the sampling table in {}",
+            config.precision, ops.precision
+        )));
+    }
     let model: Denoiser<B> = config
         .model
         .init(device)

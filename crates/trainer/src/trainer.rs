@@ -46,13 +46,24 @@ pub struct Trainer<B: AutodiffBackend> {
 }
 
 impl<B: AutodiffBackend> Trainer<B> {
-    /// A fresh model for `config`, its weights drawn from `config.seed`, computing with `ops`.
+    /// A fresh model for `config`, its weights drawn from `config.seed`, computing with `ops`
+    /// (whose precision must be the recipe's: a kernel crate makes its tables in a precision,
+    /// `ddpm_ops::KernelTables`).
     pub fn new(
         config: &TrainConfig,
         ops: TrainingOps<B>,
         device: &B::Device,
     ) -> Result<Self, TrainError> {
         config.validate()?;
+        for table in [ops.training.precision, ops.inner.precision] {
+            if table != config.precision {
+                return Err(TrainError::Config(format!(
+                    "the recipe computes in {} but a table in {table}: make the tables with the \
+                     recipe's precision",
+                    config.precision
+                )));
+            }
+        }
         let schedule = config
             .schedule
             .init()
@@ -146,8 +157,7 @@ impl<B: AutodiffBackend> Trainer<B> {
         let t = forward.sample_timesteps(x0.dims()[0], &self.device);
         let (x_t, noise) = forward.q_sample(x0.clone(), t.clone());
         let target = forward.target(self.config.prediction, x0, noise, t.clone());
-        let ops = self.ops.training.with_precision(self.config.precision);
-        let output = model.predict_with(&ops, x_t, t.clone());
+        let output = model.predict_with(&self.ops.training, x_t, t.clone());
         match self.config.loss_weighting {
             LossWeighting::Uniform => loss(self.config.loss, output, target),
             LossWeighting::MinSnr { gamma } => {
@@ -188,7 +198,7 @@ impl<B: AutodiffBackend> Trainer<B> {
 
     /// The table to sample with (the inner backend's, in the recipe's precision).
     pub fn inference_ops(&self) -> Ops<B::InnerBackend> {
-        self.ops.inner.with_precision(self.config.precision)
+        self.ops.inner
     }
 
     /// Writes a checkpoint of the current state into `run_dir` (atomically; older ones pruned to
@@ -201,18 +211,19 @@ impl<B: AutodiffBackend> Trainer<B> {
         loss: Option<f64>,
     ) -> Result<PathBuf, TrainError> {
         let name = checkpoint_name(self.step);
-        let save = Save {
-            run_dir,
-            state: CheckpointState {
-                step: self.step,
-                epoch,
-                loss,
-                rng_seed: self.config.seed,
-                config: self.config.clone(),
-            },
-            keep_last: self.config.keep_last,
-            crash_before_rename: self.crashes_at_save(),
+        let state = CheckpointState {
+            step: self.step,
+            epoch,
+            loss,
+            rng_seed: self.config.seed,
+            config: self.config.clone(),
         };
+        // The model, Adam's two moments and the EMA copy, f32 each.
+        let copies = 3 + u64::from(self.ema.is_some());
+        let weights = ddpm_unet::lazy_tensor_elements(self.model());
+        let save = Save::new(run_dir, state, self.config.keep_last).needing(copies * 4 * weights);
+        #[cfg(test)]
+        let save = save.crashing_before_rename(self.crashes_at_save());
         let saved = save.commit(|dir| {
             let fail = |e: burn::record::RecorderError| TrainError::Checkpoint {
                 path: run_dir.join(&name),
@@ -237,11 +248,6 @@ impl<B: AutodiffBackend> Trainer<B> {
     #[cfg(test)]
     fn crashes_at_save(&self) -> bool {
         self.fault == Some(crate::run::Fault::CrashBeforeRename(self.step))
-    }
-
-    #[cfg(not(test))]
-    fn crashes_at_save(&self) -> bool {
-        false
     }
 }
 

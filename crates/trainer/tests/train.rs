@@ -1,4 +1,5 @@
-//! Real (small) training runs on MNIST digits from ../shared/datasets/mnist, on burn-ndarray.
+//! Real (small) training runs on the MNIST test digits the repository ships (data/mnist-t10k),
+//! on burn-ndarray.
 
 use std::path::{Path, PathBuf};
 
@@ -74,20 +75,20 @@ fn exclusive_rng() -> std::sync::MutexGuard<'static, ()> {
     RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// MNIST's 10,000 test digits, copied from the shared datasets into a fresh folder.
+/// MNIST's 10,000 test digits, copied from the bundled data/mnist-t10k into a fresh folder.
 fn mnist_digits() -> tempfile::TempDir {
-    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/mnist");
+    let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist-t10k");
     let dir = tempfile::tempdir().unwrap();
     for file in ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"] {
-        std::fs::copy(shared.join(file), dir.path().join(file)).unwrap();
+        std::fs::copy(bundled.join(file), dir.path().join(file)).unwrap();
     }
     dir
 }
 
 /// The first `count` MNIST test digits as an uncompressed IDX file in a fresh folder.
 fn mnist_subset(count: usize) -> tempfile::TempDir {
-    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/mnist");
-    let images = ddpm_dataset::read_idx_images(&shared.join("t10k-images-idx3-ubyte.gz")).unwrap();
+    let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist-t10k");
+    let images = ddpm_dataset::read_idx_images(&bundled.join("t10k-images-idx3-ubyte.gz")).unwrap();
     let mut idx = Vec::new();
     for field in [0x0803u32, count as u32, 28, 28] {
         idx.extend(field.to_be_bytes());

@@ -19,12 +19,15 @@ pub enum DenoiserConfig {
 }
 
 impl DenoiserConfig {
-    /// Builds the model with fresh weights.
+    /// Builds the model with fresh weights; refuses, before allocating them, a model whose
+    /// weights would not fit in the available memory.
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<Denoiser<B>, UnetError> {
-        Ok(match self {
+        let model = match self {
             Self::SimpleUnet(config) => Denoiser::SimpleUnet(config.init(device)?),
             Self::DdpmUnet(config) => Denoiser::DdpmUnet(config.init(device)?),
-        })
+        };
+        crate::params::check_fits(&model)?;
+        Ok(model)
     }
 
     /// Channels of the images the model works on.

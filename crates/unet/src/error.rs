@@ -8,6 +8,21 @@ pub enum UnetError {
     /// A config field has a value the architecture cannot use.
     #[error("invalid model config: {0}")]
     InvalidConfig(String),
+    /// The model's weights alone would not fit in memory.
+    #[error(
+        "the model has {elements} weights, {:.1} GB as f32, but this machine has {:.1} GB of \
+         memory available",
+        *bytes as f64 / 1e9,
+        *available as f64 / 1e9
+    )]
+    TooLarge {
+        /// Float values in the model (parameters and running statistics).
+        elements: u64,
+        /// What they take as f32.
+        bytes: u64,
+        /// Memory available.
+        available: u64,
+    },
 }
 
 /// Weights that cannot be read into, or written from, a model. Every variant names the file or

@@ -29,7 +29,7 @@ pub use denoiser::{Denoiser, DenoiserConfig};
 pub use embedding::sinusoidal_embedding;
 pub use error::{UnetError, WeightsError};
 pub use paper::{DdpmUnet, DdpmUnetConfig};
-pub use params::trainable_params;
+pub use params::{available_memory, lazy_tensor_elements, trainable_params};
 pub use predictor::NoisePredictor;
 pub use simple::{SimpleUnet, SimpleUnetConfig};
 pub use weights::{KeyLayout, load_pytorch};

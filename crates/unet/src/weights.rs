@@ -192,8 +192,12 @@ fn save_safetensors<B: Backend, M: ModuleSnapshot<B>>(
             e.kind()
         ))
     })?;
+    // One metadata entry, as PyTorch writes: burn-store's three default entries come out of a
+    // hash map in a different order each run, and the same model must give the same bytes.
     let mut store = SafetensorsStore::from_file(temp.path())
         .overwrite(true)
+        .clear_metadata()
+        .metadata("format", "pt")
         .skip_enum_variants(true)
         .with_to_adapter(BurnToPyTorchAdapter);
     for (from, to) in layout.torch_remaps() {

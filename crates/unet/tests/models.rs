@@ -39,6 +39,33 @@ fn simple_unet_has_the_seeds_62_438_883_parameters() {
     assert_eq!(model.num_params(), 62_438_883 + running);
 }
 
+/// A model too large for the machine is refused by its count, before a weight is allocated
+/// (allocating it would abort the process); the count of a real one matches burn's.
+#[test]
+fn a_model_too_large_for_memory_is_refused_before_allocation() {
+    let seed = SimpleUnetConfig::new()
+        .init::<B>(&Default::default())
+        .unwrap();
+    assert_eq!(
+        ddpm_unet::lazy_tensor_elements(&seed),
+        seed.num_params() as u64
+    );
+    let huge =
+        ddpm_unet::DenoiserConfig::DdpmUnet(DdpmUnetConfig::new().with_base_channels(4_000_000));
+    let err = huge.init::<B>(&Default::default()).unwrap_err();
+    let UnetError::TooLarge {
+        elements, bytes, ..
+    } = err.clone()
+    else {
+        panic!("{err:?}");
+    };
+    assert!(
+        elements > 1_000_000_000_000 && bytes == 4 * elements,
+        "{err}"
+    );
+    assert!(err.to_string().contains("memory available"), "{err}");
+}
+
 #[test]
 fn ddpm_unet_paper_config_has_35_746_307_parameters() {
     let model = DdpmUnetConfig::new()

@@ -38,7 +38,7 @@ fn a_training_step_matches_pytorch() {
     let (x, t) = fixture_inputs::<AD>(&fixture, &device);
 
     // As the binary runs it on ndarray: burn's operations, narrow deep layers gathered.
-    let output = model.forward_with(&ddpm_flex::cpu_ops(true), x, t);
+    let output = model.forward_with(&ddpm_ops::Ops::burn().with_gathering(), x, t);
     let ours: Vec<f32> = output.clone().into_data().to_vec().unwrap();
     let error = relative_error(&ours, &floats(&training["output"]));
     println!("training-mode output: relative error {error:e}");

@@ -31,10 +31,10 @@ pub fn ok(args: &[&str]) -> String {
     text(&run)
 }
 
-/// A recipe small enough for a few steps in a test (8 px digits from the shared MNIST test
-/// images, a two-level SimpleUnet, 4 steps), written as JSON into `dir`.
+/// A recipe small enough for a few steps in a test (8 px digits from the MNIST test images the
+/// repository ships, a two-level SimpleUnet, 4 steps), written as JSON into `dir`.
 pub fn tiny_recipe(dir: &Path) -> PathBuf {
-    let mnist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/mnist");
+    let mnist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist-t10k");
     let data = dir.join("digits");
     std::fs::create_dir_all(&data).unwrap();
     std::fs::copy(

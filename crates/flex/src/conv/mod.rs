@@ -23,9 +23,9 @@ use burn::tensor::backend::Backend;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, PaddedConvOptions};
 use burn::tensor::{DType, Tensor, TensorPrimitive, module};
 use burn_flex::FlexTensor;
+use ddpm_ops::gather::{self, Rival};
 
 use self::im2col::Geometry;
-use crate::gather::{self, Rival};
 use crate::par_rows::Layout;
 use crate::tensor::{Flex, FlexAutodiff, flex, values};
 

@@ -9,7 +9,7 @@ use super::Rival;
 /// against burn's convolution.
 const TRAINING_FROM: usize = 8;
 /// The same for inference, where burn's forward convolution is the stronger rival.
-pub(super) const INFERENCE_FROM: usize = 64;
+pub(crate) const INFERENCE_FROM: usize = 64;
 /// Both thresholds against this crate's kernels, which are faster than burn's, so fewer layers
 /// gain from gathering.
 const TRAINING_FROM_KERNEL: usize = 64;
@@ -17,12 +17,7 @@ const INFERENCE_FROM_KERNEL: usize = 128;
 
 /// Whether gathering the batch's patches beats the `rival` for a layer with `channels_out`
 /// output channels and `out_pixels` output pixels per image.
-pub(crate) fn gathers(
-    channels_out: usize,
-    out_pixels: usize,
-    training: bool,
-    rival: Rival,
-) -> bool {
+pub fn gathers(channels_out: usize, out_pixels: usize, training: bool, rival: Rival) -> bool {
     let from = match (rival, training) {
         (Rival::Burn, true) => TRAINING_FROM,
         (Rival::Burn, false) => INFERENCE_FROM,
@@ -34,7 +29,7 @@ pub(crate) fn gathers(
 
 /// burn's `module::conv2d`, gathered where that beats burn (the table entry for CPU backends
 /// without kernels of their own).
-pub(crate) fn conv2d<B: Backend>(
+pub fn conv2d<B: Backend>(
     x: Tensor<B, 4>,
     weight: Tensor<B, 4>,
     bias: Option<Tensor<B, 1>>,
@@ -48,7 +43,7 @@ pub(crate) fn conv2d<B: Backend>(
 
 /// Padding, kernel, stride and output size of a plain convolution.
 #[derive(Debug)]
-pub(crate) struct Geometry {
+pub struct Geometry {
     /// Top, left, bottom, right.
     padding: [usize; 4],
     kernel: [usize; 2],
@@ -61,7 +56,7 @@ impl Geometry {
     /// The geometry of the convolution of `x` with `weight`, if it is plain (one group, no
     /// dilation, a kernel no larger than the padded input) and gathering beats the `rival` for it
     /// (in training when the backend tracks gradients).
-    pub(crate) fn gathering<B: Backend>(
+    pub fn gathering<B: Backend>(
         x: &Tensor<B, 4>,
         weight: &Tensor<B, 4>,
         options: &PaddedConvOptions<2>,
@@ -106,7 +101,7 @@ impl Geometry {
 }
 
 /// The convolution as one product of the weights with the whole batch's patch matrix.
-pub(crate) fn gathered<B: Backend>(
+pub fn gathered<B: Backend>(
     x: Tensor<B, 4>,
     weight: Tensor<B, 4>,
     bias: Option<Tensor<B, 1>>,

@@ -10,12 +10,12 @@
 //! convolutions already span the batch (a GPU's implicit GEMM) only gets the patches' extra
 //! memory traffic, so its tables do not gather.
 
-pub(crate) mod conv;
-pub(crate) mod conv_transpose;
+pub mod conv;
+pub mod conv_transpose;
 
 /// What a layer that does not gather runs on: the threshold depends on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Rival {
+pub enum Rival {
     /// burn's convolution.
     Burn,
     /// This crate's batch-parallel kernels.

@@ -10,7 +10,7 @@ use burn::tensor::{Tensor, backend::Backend, module};
 use super::conv::INFERENCE_FROM;
 
 /// burn's `module::conv_transpose2d`, gathered where that pays.
-pub(crate) fn conv_transpose2d<B: Backend>(
+pub fn conv_transpose2d<B: Backend>(
     x: Tensor<B, 4>,
     weight: Tensor<B, 4>,
     bias: Option<Tensor<B, 1>>,
@@ -24,7 +24,7 @@ pub(crate) fn conv_transpose2d<B: Backend>(
 
 /// A plain transposed convolution: kernel, stride, padding and output size.
 #[derive(Debug)]
-pub(crate) struct Geometry {
+pub struct Geometry {
     kernel: [usize; 2],
     stride: [usize; 2],
     padding: [usize; 2],
@@ -34,7 +34,7 @@ pub(crate) struct Geometry {
 impl Geometry {
     /// The geometry of the transposed convolution of `x` with `weight` if it is plain and has at
     /// least [`INFERENCE_FROM`] input channels per input pixel.
-    pub(crate) fn gathering<B: Backend>(
+    pub fn gathering<B: Backend>(
         x: &Tensor<B, 4>,
         weight: &Tensor<B, 4>,
         options: &ConvTransposeOptions<2>,
@@ -79,7 +79,7 @@ impl Geometry {
 /// phase `(a, b) = (row mod s, column mod s)`: phase `a` gets the taps `i = a + s·m`, shifted down
 /// `m` rows of that phase. So each phase is a sum of padded taps, and the phases interleave into
 /// the output by one stack and reshape.
-pub(crate) fn gathered<B: Backend>(
+pub fn gathered<B: Backend>(
     x: Tensor<B, 4>,
     weight: Tensor<B, 4>,
     bias: Option<Tensor<B, 1>>,

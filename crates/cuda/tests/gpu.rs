@@ -275,8 +275,14 @@ fn convolutions_match_burn_cudas_own() {
     }
 }
 
+/// The unet crate's fixtures: where this test was built, else below the working folder (a
+/// test binary carried to a GPU machine runs from the repository's root there).
 fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../unet/tests/fixtures")
+    let built = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../unet/tests/fixtures");
+    match built.is_dir() {
+        true => built,
+        false => PathBuf::from("crates/unet/tests/fixtures"),
+    }
 }
 
 fn simple_unet<K: Backend>(device: &K::Device) -> SimpleUnet<K> {
